@@ -1,0 +1,1 @@
+//! Script files: reading, linting, running.
