@@ -8,7 +8,9 @@ use crate::syntax::Pos;
 use crate::text::{Lang, Text};
 
 /// How bad a finding is. Errors stop a script from being published or run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The script cannot be run.

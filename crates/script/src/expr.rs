@@ -17,8 +17,8 @@ use std::fmt;
 
 use crate::load::parse_number;
 use crate::model::FieldType;
-use crate::text::Text;
 use crate::text;
+use crate::text::Text;
 
 /// The deepest nesting of parentheses and `not` accepted.
 const MAX_NESTING: usize = 32;
@@ -183,7 +183,10 @@ impl Lexer<'_> {
             return Err(self.err(
                 start,
                 1,
-                Text::new("`=` is not a comparison; use `==`", "`=` — не сравнение; пишите `==`"),
+                Text::new(
+                    "`=` is not a comparison; use `==`",
+                    "`=` — не сравнение; пишите `==`",
+                ),
             ));
         }
         if c == b'"' || c == b'\'' {
@@ -270,11 +273,9 @@ pub fn parse(src: &str) -> Result<Expr, ExprError> {
         depth: 0,
     };
     if p.tok == Tok::End {
-        return Err(p.lexer.err(
-            0,
-            0,
-            Text::new("the condition is empty", "условие пустое"),
-        ));
+        return Err(p
+            .lexer
+            .err(0, 0, Text::new("the condition is empty", "условие пустое")));
     }
     let e = p.or()?;
     if p.tok != Tok::End {
@@ -300,7 +301,12 @@ impl ExprParser<'_> {
                 Text::new("the condition ends too early", "условие обрывается"),
             ),
             _ => {
-                let t = self.lexer.src.get(self.at..self.at + len).unwrap_or("").to_owned();
+                let t = self
+                    .lexer
+                    .src
+                    .get(self.at..self.at + len)
+                    .unwrap_or("")
+                    .to_owned();
                 self.lexer
                     .err(self.at, len, text!("unexpected `{t}`"; "неожиданное `{t}`"))
             }
@@ -511,7 +517,9 @@ impl<'a> Checker<'_, '_, 'a> {
             let full = format!("{}.{name}", ns.as_str());
             ExprError {
                 message: match ns {
-                    Namespace::Fields => text!("unknown field `{name}`"; "неизвестное поле `{name}`"),
+                    Namespace::Fields => {
+                        text!("unknown field `{name}`"; "неизвестное поле `{name}`")
+                    }
                     _ => text!("unknown variable `{full}`"; "неизвестная переменная `{full}`"),
                 },
                 offset: at,
@@ -551,7 +559,8 @@ impl<'a> Checker<'_, '_, 'a> {
                               "`{}` сравнивает {} с {}", op.as_str(), na.ru, nb.ru),
                     ));
                 }
-                if ordering && (matches!(ta, Ty::Bool | Ty::List) || ta == Ty::Null || tb == Ty::Null)
+                if ordering
+                    && (matches!(ta, Ty::Bool | Ty::List) || ta == Ty::Null || tb == Ty::Null)
                 {
                     let n = ta.name();
                     return Err(self.err(

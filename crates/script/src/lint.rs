@@ -12,8 +12,8 @@ use crate::load::closest;
 use crate::model::*;
 use crate::syntax::{Loc, Pos, Source};
 use crate::template::{self, Piece};
-use crate::text::Text;
 use crate::text;
+use crate::text::Text;
 use crate::value;
 
 /// Lint a script. `source` makes positions inside strings exact.
@@ -50,9 +50,28 @@ const SPECIAL_CATEGORIES: &[Category] = &[
     Category {
         name: ("health", "здоровье"),
         stems: &[
-            "health", "medical", "diagnos", "disease", "illness", "disabilit", "pregnan", "=hiv",
-            "allerg", "medication", "здоров", "болезн", "заболеван", "диагноз", "инвалид",
-            "беремен", "медицин", "лекарств", "=вич", "аллерг", "болеет", "болеете",
+            "health",
+            "medical",
+            "diagnos",
+            "disease",
+            "illness",
+            "disabilit",
+            "pregnan",
+            "=hiv",
+            "allerg",
+            "medication",
+            "здоров",
+            "болезн",
+            "заболеван",
+            "диагноз",
+            "инвалид",
+            "беремен",
+            "медицин",
+            "лекарств",
+            "=вич",
+            "аллерг",
+            "болеет",
+            "болеете",
         ],
     },
     Category {
@@ -61,8 +80,17 @@ const SPECIAL_CATEGORIES: &[Category] = &[
             "религиозные или философские убеждения",
         ),
         stems: &[
-            "religio", "faith", "church", "belief", "philosophical", "религ", "вероиспов",
-            "конфесс", "убежден", "верующ", "философск",
+            "religio",
+            "faith",
+            "church",
+            "belief",
+            "philosophical",
+            "религ",
+            "вероиспов",
+            "конфесс",
+            "убежден",
+            "верующ",
+            "философск",
         ],
     },
     Category {
@@ -70,16 +98,32 @@ const SPECIAL_CATEGORIES: &[Category] = &[
         stems: &["politic", "политич", "партийн"],
     },
     Category {
-        name: ("race or ethnicity", "расовая или национальная принадлежность"),
+        name: (
+            "race or ethnicity",
+            "расовая или национальная принадлежность",
+        ),
         stems: &[
-            "ethnic", "=race", "racial", "nationality", "этнич", "национальн", "расов", "=раса",
-            "=расы", "=расу",
+            "ethnic",
+            "=race",
+            "racial",
+            "nationality",
+            "этнич",
+            "национальн",
+            "расов",
+            "=раса",
+            "=расы",
+            "=расу",
         ],
     },
     Category {
         name: ("intimate life", "интимная жизнь"),
         stems: &[
-            "sexual", "intimate", "orientation", "интимн", "сексуал", "ориентац",
+            "sexual",
+            "intimate",
+            "orientation",
+            "интимн",
+            "сексуал",
+            "ориентац",
         ],
     },
 ];
@@ -100,9 +144,26 @@ fn special_category(text: &str) -> Option<&'static Category> {
 
 /// Words in a field's id or label that say it holds personal data.
 const PERSONAL_WORDS: &[&str] = &[
-    "name", "surname", "phone", "email", "mail", "address", "birth", "passport", "snils",
-    "inn", "имя", "фамил", "отчеств", "телефон", "почт", "адрес", "рожден", "паспорт",
-    "снилс", "инн",
+    "name",
+    "surname",
+    "phone",
+    "email",
+    "mail",
+    "address",
+    "birth",
+    "passport",
+    "snils",
+    "inn",
+    "имя",
+    "фамил",
+    "отчеств",
+    "телефон",
+    "почт",
+    "адрес",
+    "рожден",
+    "паспорт",
+    "снилс",
+    "инн",
 ];
 
 fn id_ok(id: &str, dots: bool) -> bool {
@@ -271,7 +332,10 @@ impl<'a> Linter<'a> {
                           "`max` ({}) меньше `min` ({})", format_number(max), format_number(min)),
                 );
             }
-            let basis = f.legal_basis.as_deref().is_some_and(|b| !b.trim().is_empty());
+            let basis = f
+                .legal_basis
+                .as_deref()
+                .is_some_and(|b| !b.trim().is_empty());
             let (in_id, in_label) = (special_category(&f.id), special_category(&f.label));
             if let Some(cat) = in_id.or(in_label)
                 && !basis
@@ -641,7 +705,11 @@ impl<'a> Linter<'a> {
                 );
             }
             if outcome.builtin_label().is_none()
-                && !self.script.outcomes.iter().any(|o| o.id == outcome.as_str())
+                && !self
+                    .script
+                    .outcomes
+                    .iter()
+                    .any(|o| o.id == outcome.as_str())
             {
                 let o = outcome.as_str();
                 self.error(
@@ -832,10 +900,12 @@ impl<'a> Linter<'a> {
         }
         for o in 0..script.objections.len() {
             if !script.objections[o].steps.is_empty() {
-                queue.push_back(index[&StepRef {
-                    objection: Some(o),
-                    index: 0,
-                }]);
+                queue.push_back(
+                    index[&StepRef {
+                        objection: Some(o),
+                        index: 0,
+                    }],
+                );
             }
         }
         while let Some(i) = queue.pop_front() {
@@ -918,4 +988,3 @@ fn collect_refs(e: &expr::Expr, f: &mut dyn FnMut(Namespace, &str)) {
         Expr::Lit(_) | Expr::List(_) => {}
     }
 }
-

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use crate::diag::{Diagnostic, Rule};
 use crate::model::*;
 use crate::syntax::{self, Dialect, Loc, Node, NodeKind, Source, SyntaxError};
-use crate::text::Text;
 use crate::text;
+use crate::text::Text;
 
 /// The result of reading a script file.
 #[derive(Debug, Clone)]
@@ -152,7 +152,11 @@ struct Obj<'n> {
 
 impl<'n> Obj<'n> {
     fn get(&mut self, key: &'static str) -> Option<&'n Node> {
-        let node = self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)?;
+        let node = self
+            .entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)?;
         self.src.set(key, node.loc);
         Some(node)
     }
@@ -557,9 +561,7 @@ impl Reader {
             .filter_map(|n| self.answer(n))
             .collect();
         let next = obj.get("next").and_then(|n| self.next(n));
-        let outcome = self
-            .string(&mut obj, "outcome")
-            .map(|o| Outcome::parse(&o));
+        let outcome = self.string(&mut obj, "outcome").map(|o| Outcome::parse(&o));
         let callback = obj.get("callback").and_then(|n| {
             let mut c = self.obj(n, Elem::Callback)?;
             Some(CallbackSpec {
@@ -682,7 +684,9 @@ impl Reader {
                 Some(FieldType::Number) | None if *plain && parse_number(text).is_some() => {
                     Value::Number(parse_number(text).unwrap_or_default())
                 }
-                Some(FieldType::Boolean) | None if *plain && (text == "true" || text == "false") => {
+                Some(FieldType::Boolean) | None
+                    if *plain && (text == "true" || text == "false") =>
+                {
                     Value::Bool(text == "true")
                 }
                 Some(FieldType::Multichoice) => Value::List(vec![text.clone()]),
@@ -750,7 +754,10 @@ fn capitalise(s: &str) -> String {
 }
 
 /// The candidate closest to a misspelt word (edit distance at most 2), for "did you mean".
-pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, _)| *d <= 2)

@@ -19,14 +19,25 @@ use crate::expr::{self, Expr, Namespace, Operand};
 use crate::hotkey;
 use crate::model::*;
 use crate::template::{self, Rendered};
-use crate::text::{Lang, Text};
 use crate::text;
+use crate::text::{Lang, Text};
 use crate::value::{self, FieldError};
 
 /// Milliseconds since the Unix epoch (UTC). The runner never reads a clock: callers pass
 /// the time of each action.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
@@ -98,7 +109,11 @@ impl Program {
         let patterns = script
             .fields
             .iter()
-            .map(|f| f.pattern.as_deref().and_then(|p| value::compile_pattern(p).ok()))
+            .map(|f| {
+                f.pattern
+                    .as_deref()
+                    .and_then(|p| value::compile_pattern(p).ok())
+            })
             .collect();
         let objection_keys: Vec<Option<String>> = hotkey::objection_keys(&script);
         let compile_next = |n: &Next| {
@@ -123,12 +138,18 @@ impl Program {
             .map(|(r, s)| {
                 let compiled = CompiledStep {
                     next: s.next.as_ref().map(compile_next),
-                    answer_next: s.answers.iter().map(|a| a.next.as_ref().map(compile_next)).collect(),
+                    answer_next: s
+                        .answers
+                        .iter()
+                        .map(|a| a.next.as_ref().map(compile_next))
+                        .collect(),
                     answer_keys: hotkey::answer_keys(s, &objection_keys)
                         .into_iter()
                         .map(Option::unwrap_or_default)
                         .collect(),
-                    answer_ids: (0..s.answers.len()).map(|i| hotkey::answer_id(s, i)).collect(),
+                    answer_ids: (0..s.answers.len())
+                        .map(|i| hotkey::answer_id(s, i))
+                        .collect(),
                     required: s
                         .fields
                         .iter()
@@ -140,7 +161,10 @@ impl Program {
             })
             .collect();
         Ok(Program {
-            objection_keys: objection_keys.into_iter().map(Option::unwrap_or_default).collect(),
+            objection_keys: objection_keys
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect(),
             script,
             steps,
             compiled,
@@ -160,6 +184,22 @@ impl Program {
 
     fn outcome_known(&self, o: &Outcome) -> bool {
         o.builtin_label().is_some() || self.script.outcomes.iter().any(|d| d.id == o.as_str())
+    }
+
+    /// The index of the objection a hotkey (or id) opens, if any.
+    pub fn objection(&self, key_or_id: &str) -> Option<usize> {
+        let key = hotkey::normalise(key_or_id);
+        self.script
+            .objections
+            .iter()
+            .position(|o| o.id == key_or_id)
+            .or_else(|| self.objection_keys.iter().position(|k| *k == key))
+    }
+
+    /// True when `key` is the hotkey of an objection.
+    pub fn is_objection_key(&self, key: &str) -> bool {
+        let key = hotkey::normalise(key);
+        self.objection_keys.contains(&key)
     }
 
     /// The label of an outcome: the declared one, or the built-in name.
@@ -426,7 +466,10 @@ impl RunError {
     /// The message for the agent.
     pub fn message(&self) -> Text {
         match self {
-            RunError::Finished => Text::new("the run has already ended", "разговор по сценарию уже завершён"),
+            RunError::Finished => Text::new(
+                "the run has already ended",
+                "разговор по сценарию уже завершён",
+            ),
             RunError::UnknownAnswer { input } => text!(
                 "this step has no answer «{input}»"; "на этом шаге нет ответа «{input}»"),
             RunError::CannotContinue => Text::new(
@@ -434,14 +477,22 @@ impl RunError {
                 "чтобы продолжить, выберите один из ответов",
             ),
             RunError::RequiredMissing { fields } => {
-                let list = fields.iter().map(|f| format!("«{f}»")).collect::<Vec<_>>().join(", ");
+                let list = fields
+                    .iter()
+                    .map(|f| format!("«{f}»"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 text!("fill in first: {list}"; "сначала заполните: {list}")
             }
             RunError::UnknownField { field } => {
                 text!("the script has no field `{field}`"; "в сценарии нет поля `{field}`")
             }
-            RunError::InvalidValue { error, label, kind, .. } => error.message(label, *kind),
-            RunError::NothingToUndo => Text::new("there is no step to go back to", "возвращаться некуда"),
+            RunError::InvalidValue {
+                error, label, kind, ..
+            } => error.message(label, *kind),
+            RunError::NothingToUndo => {
+                Text::new("there is no step to go back to", "возвращаться некуда")
+            }
             RunError::UnknownObjection { input } => {
                 text!("there is no objection «{input}»"; "нет возражения «{input}»")
             }
@@ -644,7 +695,10 @@ impl Run {
 
     /// The value of a field.
     pub fn field(&self, id: &str) -> Option<&Value> {
-        self.program.fields.get(id).and_then(|&i| self.fields[i].as_ref())
+        self.program
+            .fields
+            .get(id)
+            .and_then(|&i| self.fields[i].as_ref())
     }
 
     /// The context the run was started with.
@@ -654,7 +708,9 @@ impl Run {
 
     fn lookup(&self, ns: Namespace, name: &str) -> Option<String> {
         match ns {
-            Namespace::Fields => self.field(name).map(|v| v.display(Lang::parse(&self.program.script.locale).unwrap_or_default())),
+            Namespace::Fields => self
+                .field(name)
+                .map(|v| v.display(Lang::parse(&self.program.script.locale).unwrap_or_default())),
             Namespace::Contact => self.context.contact.get(name).cloned(),
             Namespace::Agent => self.context.agent.get(name).cloned(),
         }
@@ -670,7 +726,9 @@ impl Run {
         let step = self.program.script.step(r);
         self.path.push(Visit {
             step: step.id.clone(),
-            objection: r.objection.map(|o| self.program.script.objections[o].id.clone()),
+            objection: r
+                .objection
+                .map(|o| self.program.script.objections[o].id.clone()),
             entered_at: at,
             left_at: None,
             spent_ms: 0,
@@ -686,7 +744,13 @@ impl Run {
                 .as_ref()
                 .and_then(|c| self.field(&c.at))
                 .map(|v| v.display(Lang::En));
-            self.finish_with(at, Some(outcome.clone()), EndReason::Terminal, callback_at, events);
+            self.finish_with(
+                at,
+                Some(outcome.clone()),
+                EndReason::Terminal,
+                callback_at,
+                events,
+            );
         }
     }
 
@@ -727,21 +791,23 @@ impl Run {
         }
     }
 
-    /// Leave the current step: close its visit and remember how to undo.
+    /// Leave the current step: close its visit and remember how to undo. Returns the time
+    /// spent on the step in this visit.
     fn leave(&mut self, at: Timestamp, answer: Option<ChosenAnswer>) -> u64 {
-        let visit = self.path.last().cloned().expect("a run always has a visit");
+        let v = self.path.last_mut().expect("a run always has a visit");
+        let spent = at.since(v.entered_at);
+        v.spent_ms += spent;
+        // Undo reopens the visit with the time already spent on it.
+        let reopened = v.clone();
+        v.left_at = Some(at);
+        v.answer = answer;
         self.undo.push(Snapshot {
             cursor: self.cursor.clone(),
             field_log: self.field_log.len(),
             tags: self.tags.len(),
             path: self.path.len(),
-            visit,
+            visit: reopened,
         });
-        let v = self.path.last_mut().expect("a run always has a visit");
-        let spent = at.since(v.entered_at);
-        v.spent_ms += spent;
-        v.left_at = Some(at);
-        v.answer = answer;
         spent
     }
 
@@ -836,7 +902,11 @@ impl Run {
     }
 
     /// Choose an answer of the current step: apply its `set` and tags and move on.
-    pub fn choose(&mut self, which: AnswerRef<'_>, at: Timestamp) -> Result<Vec<RunEvent>, RunError> {
+    pub fn choose(
+        &mut self,
+        which: AnswerRef<'_>,
+        at: Timestamp,
+    ) -> Result<Vec<RunEvent>, RunError> {
         self.live()?;
         let i = self.find_answer(which)?;
         let program = Arc::clone(&self.program);
@@ -885,7 +955,7 @@ impl Run {
         let target = match self.resolve(next) {
             Ok(t) => StepOrReturn::of(t),
             Err(e) => {
-                self.undo_last();
+                self.undo_last(at);
                 return Err(e);
             }
         };
@@ -923,28 +993,43 @@ impl Run {
     }
 
     /// Set a field from what the agent typed (empty input clears it).
-    pub fn set_field_input(&mut self, field: &str, input: &str, at: Timestamp) -> Result<Vec<RunEvent>, RunError> {
+    pub fn set_field_input(
+        &mut self,
+        field: &str,
+        input: &str,
+        at: Timestamp,
+    ) -> Result<Vec<RunEvent>, RunError> {
         let (i, f) = self.field_def(field)?;
-        let v = value::parse_input(f, self.program.patterns[i].as_ref(), input).map_err(|error| {
-            RunError::InvalidValue {
-                field: f.id.clone(),
-                label: f.label.clone(),
-                kind: f.kind,
-                error,
-            }
-        })?;
+        let v =
+            value::parse_input(f, self.program.patterns[i].as_ref(), input).map_err(|error| {
+                RunError::InvalidValue {
+                    field: f.id.clone(),
+                    label: f.label.clone(),
+                    kind: f.kind,
+                    error,
+                }
+            })?;
         self.set_field(field, v, at)
     }
 
     fn field_def(&self, field: &str) -> Result<(usize, &Field), RunError> {
-        let &i = self.program.fields.get(field).ok_or_else(|| RunError::UnknownField {
-            field: field.to_owned(),
-        })?;
+        let &i = self
+            .program
+            .fields
+            .get(field)
+            .ok_or_else(|| RunError::UnknownField {
+                field: field.to_owned(),
+            })?;
         Ok((i, &self.program.script.fields[i]))
     }
 
     /// Set a field to a value (or clear it with `None`), checking it fits the field.
-    pub fn set_field(&mut self, field: &str, value: Option<Value>, at: Timestamp) -> Result<Vec<RunEvent>, RunError> {
+    pub fn set_field(
+        &mut self,
+        field: &str,
+        value: Option<Value>,
+        at: Timestamp,
+    ) -> Result<Vec<RunEvent>, RunError> {
         self.live()?;
         let (i, f) = self.field_def(field)?;
         if let Some(v) = &value {
@@ -968,16 +1053,15 @@ impl Run {
     }
 
     /// Open an objection (by id or hotkey); it returns here when it ends with `return`.
-    pub fn open_objection(&mut self, which: &str, at: Timestamp) -> Result<Vec<RunEvent>, RunError> {
+    pub fn open_objection(
+        &mut self,
+        which: &str,
+        at: Timestamp,
+    ) -> Result<Vec<RunEvent>, RunError> {
         self.live()?;
         let program = Arc::clone(&self.program);
-        let key = hotkey::normalise(which);
         let o = program
-            .script
-            .objections
-            .iter()
-            .position(|o| o.id == which)
-            .or_else(|| program.objection_keys.iter().position(|k| *k == key))
+            .objection(which)
             .ok_or_else(|| RunError::UnknownObjection {
                 input: which.to_owned(),
             })?;
@@ -1013,8 +1097,11 @@ impl Run {
         Ok(events)
     }
 
-    fn undo_last(&mut self) -> Option<Snapshot> {
-        let snap = self.undo.pop()?;
+    /// Restore the state before the last move; the step returned to counts as entered at `at`.
+    fn undo_last(&mut self, at: Timestamp) -> bool {
+        let Some(snap) = self.undo.pop() else {
+            return false;
+        };
         while self.field_log.len() > snap.field_log {
             let (i, old) = self.field_log.pop().expect("length checked");
             self.fields[i] = old;
@@ -1022,10 +1109,11 @@ impl Run {
         self.tags.truncate(snap.tags);
         self.path.truncate(snap.path);
         if let Some(v) = self.path.last_mut() {
-            *v = snap.visit.clone();
+            *v = snap.visit;
+            v.entered_at = at;
         }
-        self.cursor = snap.cursor.clone();
-        Some(snap)
+        self.cursor = snap.cursor;
+        true
     }
 
     /// Go back to the step before (undo the last move), as often as there are steps.
@@ -1033,9 +1121,8 @@ impl Run {
         self.live()?;
         let from_step = self.current().id.clone();
         let spent = self.path.last().map_or(0, |v| at.since(v.entered_at));
-        self.undo_last().ok_or(RunError::NothingToUndo)?;
-        if let Some(v) = self.path.last_mut() {
-            v.entered_at = at;
+        if !self.undo_last(at) {
+            return Err(RunError::NothingToUndo);
         }
         Ok(vec![RunEvent::WentBack {
             at,
@@ -1102,7 +1189,11 @@ impl Run {
     }
 
     /// Rebuild a run from its stored events (all of them, or a prefix after a crash).
-    pub fn replay(program: Arc<Program>, context: Context, events: &[RunEvent]) -> Result<Run, RunError> {
+    pub fn replay(
+        program: Arc<Program>,
+        context: Context,
+        events: &[RunEvent],
+    ) -> Result<Run, RunError> {
         let mismatch = |index: usize, detail: String| RunError::Replay { index, detail };
         let Some(RunEvent::Started {
             at,
@@ -1122,7 +1213,8 @@ impl Run {
             ));
         }
         let (mut run, derived) = Run::start(program, context, *at);
-        let mut expected: std::collections::VecDeque<RunEvent> = derived.into_iter().skip(1).collect();
+        let mut expected: std::collections::VecDeque<RunEvent> =
+            derived.into_iter().skip(1).collect();
         for (index, event) in events.iter().enumerate().skip(1) {
             if let Some(exp) = expected.pop_front() {
                 if exp != *event {
@@ -1179,13 +1271,22 @@ impl Run {
         StepView {
             step: step.id.clone(),
             title: step.title().to_owned(),
-            objection: self.cursor.step.objection.map(|o| program.script.objections[o].label.clone()),
+            objection: self
+                .cursor
+                .step
+                .objection
+                .map(|o| program.script.objections[o].label.clone()),
             say: step.say.as_deref().map(|s| self.render(s)),
             hint: step.hint.as_deref().map(|s| self.render(s)),
             fields: step
                 .fields
                 .iter()
-                .filter_map(|id| program.fields.get(id).map(|&i| (i, &program.script.fields[i])))
+                .filter_map(|id| {
+                    program
+                        .fields
+                        .get(id)
+                        .map(|&i| (i, &program.script.fields[i]))
+                })
                 .map(|(i, f)| FieldView {
                     id: f.id.clone(),
                     label: f.label.clone(),
@@ -1217,7 +1318,9 @@ impl Run {
                     key: k.clone(),
                 })
                 .collect(),
-            can_continue: step.answers.is_empty() && compiled.next.is_some() && self.ending.is_none(),
+            can_continue: step.answers.is_empty()
+                && compiled.next.is_some()
+                && self.ending.is_none(),
             can_go_back: self.can_go_back(),
             finished: self.ending.as_ref().map(|e| FinishedView {
                 outcome: e.outcome.clone(),

@@ -188,8 +188,8 @@ impl SyntaxError {
                 ),
             ),
             SyntaxError::NotText { byte } => Text::new(
-                format!("not a text file: the byte at offset {byte} is not UTF-8"),
-                format!("это не текстовый файл: байт по смещению {byte} не в UTF-8"),
+                format!("not a text file: binary data at byte offset {byte}"),
+                format!("это не текстовый файл: двоичные данные по смещению {byte}"),
             ),
             SyntaxError::Syntax { message, .. } => Text::new(
                 format!("syntax error: {message}"),
@@ -284,7 +284,10 @@ impl Source {
         let Some(from) = self.byte_of(loc.pos) else {
             return loc.pos;
         };
-        let span_chars = loc.end.saturating_sub(loc.start).max(needle.chars().count());
+        let span_chars = loc
+            .end
+            .saturating_sub(loc.start)
+            .max(needle.chars().count());
         let to = self.text[from..]
             .char_indices()
             .nth(span_chars + 2)
@@ -349,8 +352,7 @@ pub fn parse(source: &Source, dialect: Dialect) -> Result<Node, SyntaxError> {
 fn check_json(source: &Source) -> Result<(), SyntaxError> {
     let mut de = serde_json::Deserializer::from_str(source.text());
     // serde_json refuses nesting over 128 levels with a clear error rather than recursing.
-    match serde::de::Deserialize::deserialize(&mut de).and_then(|serde::de::IgnoredAny| de.end())
-    {
+    match serde::de::Deserialize::deserialize(&mut de).and_then(|serde::de::IgnoredAny| de.end()) {
         Ok(()) => Ok(()),
         Err(e) if e.to_string().contains("recursion limit") => Err(SyntaxError::TooDeep {
             pos: Pos {

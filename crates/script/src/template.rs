@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use crate::expr::Namespace;
-use crate::text::Text;
 use crate::text;
+use crate::text::Text;
 
 /// One placeholder in a text.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,8 +4,8 @@ use regex::Regex;
 
 use crate::load::parse_number;
 use crate::model::{Field, FieldType, Value, format_number};
-use crate::text::Text;
 use crate::text;
+use crate::text::Text;
 
 /// Why a value does not fit its field.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,10 +56,9 @@ impl FieldError {
     pub fn message(&self, label: &str, kind: FieldType) -> Text {
         let l = label;
         let unit = |en: &str, ru: &str| match kind {
-            FieldType::Text | FieldType::Phone | FieldType::Email => Text::new(
-                format!(" characters{en}"),
-                format!(" символов{ru}"),
-            ),
+            FieldType::Text | FieldType::Phone | FieldType::Email => {
+                Text::new(format!(" characters{en}"), format!(" символов{ru}"))
+            }
             FieldType::Multichoice => Text::new(" choices", " вариантов"),
             _ => Text::new("", ""),
         };
@@ -68,7 +67,9 @@ impl FieldError {
             FieldError::WrongType { expected } => {
                 text!("«{l}» takes a value of type {expected}"; "поле «{l}» принимает значение типа {expected}")
             }
-            FieldError::NotNumber => text!("«{l}» must be a number"; "в поле «{l}» должно быть число"),
+            FieldError::NotNumber => {
+                text!("«{l}» must be a number"; "в поле «{l}» должно быть число")
+            }
             FieldError::BelowMin { min } => {
                 let u = unit("", "");
                 let m = format_number(*min);
@@ -98,7 +99,9 @@ impl FieldError {
             FieldError::BadPhone => text!(
                 "«{l}» must be a phone number (5 to 15 digits, optionally with +)";
                 "в поле «{l}» должен быть номер телефона (от 5 до 15 цифр, можно с +)"),
-            FieldError::NotBool => text!("«{l}» takes yes or no"; "поле «{l}» принимает «да» или «нет»"),
+            FieldError::NotBool => {
+                text!("«{l}» takes yes or no"; "поле «{l}» принимает «да» или «нет»")
+            }
         }
     }
 }
@@ -114,7 +117,14 @@ pub fn parse_input(
         return Ok(None);
     }
     let value = match field.kind {
-        FieldType::Number => Value::Number(parse_number(input).ok_or(FieldError::NotNumber)?),
+        FieldType::Number => {
+            // People group digits with spaces: «200 000».
+            let compact: String = input
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}'))
+                .collect();
+            Value::Number(parse_number(&compact).ok_or(FieldError::NotNumber)?)
+        }
         FieldType::Boolean => Value::Bool(parse_bool(input).ok_or(FieldError::NotBool)?),
         FieldType::Date => Value::Text(parse_date(input).ok_or(FieldError::BadDate)?),
         FieldType::Datetime => Value::Text(parse_datetime(input).ok_or(FieldError::BadDatetime)?),
@@ -218,7 +228,12 @@ fn pick_option(field: &Field, input: &str) -> Result<String, FieldError> {
         .options
         .iter()
         .find(|o| o.value() == input)
-        .or_else(|| field.options.iter().find(|o| o.label().to_lowercase() == lower))
+        .or_else(|| {
+            field
+                .options
+                .iter()
+                .find(|o| o.label().to_lowercase() == lower)
+        })
         .or(by_number)
         .map(|o| o.value().to_owned())
         .ok_or_else(|| FieldError::NotOption {
