@@ -70,6 +70,7 @@ impl From<MachineHash> for String {
 #[derive(Clone)]
 pub struct Machine {
     hash: MachineHash,
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     state_key: [u8; 32],
 }
 
@@ -105,6 +106,7 @@ impl Machine {
         &self.hash
     }
 
+    #[cfg(feature = "client")]
     pub(crate) fn state_key(&self) -> &[u8; 32] {
         &self.state_key
     }
