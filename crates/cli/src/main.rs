@@ -10,6 +10,7 @@ use callhelper_core::paths::DataDir;
 use callhelper_core::script::Lang;
 use clap::{Parser, Subcommand};
 
+mod licence;
 mod script;
 
 /// CallHelper: a softphone for call-centre agents with a call-script runner.
@@ -32,6 +33,9 @@ enum Command {
     /// Call scripts: lint, run, print the format's JSON Schema.
     #[command(subcommand)]
     Script(script::ScriptCommand),
+    /// The licence: activate a key, show the status, deactivate.
+    #[command(subcommand)]
+    Licence(licence::LicenceCommand),
 }
 
 /// What every subcommand gets: the language and the data folder.
@@ -68,5 +72,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Script(cmd) => script::run(cmd, &ctx),
+        Command::Licence(cmd) => licence::run(cmd, &ctx),
     }
 }

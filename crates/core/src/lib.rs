@@ -7,6 +7,7 @@
 //! both interface languages; callers never match on message text.
 
 pub mod error;
+pub mod licence;
 pub mod paths;
 pub mod scripts;
 

@@ -9,7 +9,7 @@ use crate::lease::Lease;
 use crate::machine::Machine;
 use crate::protocol::{self, DeactivateBody, ErrorBody, LeaseBody, LeaseRequest, code};
 use crate::signed::Trust;
-use crate::status::{NeedsServer, Status, evaluate};
+use crate::status::{Status, evaluate};
 use crate::store::LicenceDir;
 use crate::time::DAY;
 
@@ -220,14 +220,7 @@ impl Licensing<'_> {
     /// leave the status as it is (offline grace) and are reported in [`Refresh::error`].
     pub fn refresh(&self, client: &Client, now: u64) -> Result<Refresh, Error> {
         let status = self.status(now)?;
-        let due = match &status {
-            Status::Grace(_) | Status::Revoked { .. } => true,
-            Status::NeedsServer {
-                licence: Some(_),
-                reason,
-            } => !matches!(reason, NeedsServer::KeyInvalid),
-            _ => false,
-        };
+        let due = status.wants_server();
         if !due {
             return Ok(Refresh {
                 status,

@@ -106,6 +106,19 @@ impl Status {
         self.licensed().is_none()
     }
 
+    /// True when the licence server should be asked now: renewal is overdue, or work is
+    /// stopped for a reason the server can clear (everything but demo mode, an ended
+    /// term and a damaged key).
+    pub fn wants_server(&self) -> bool {
+        match self {
+            Status::Grace(_) | Status::Revoked { .. } => true,
+            Status::NeedsServer { licence, reason } => {
+                licence.is_some() && !matches!(reason, NeedsServer::KeyInvalid)
+            }
+            _ => false,
+        }
+    }
+
     /// A stable name for the state (`demo`, `active`, `grace`, `expired`, `revoked`,
     /// `needs_server`).
     pub fn name(&self) -> &'static str {
