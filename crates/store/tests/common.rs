@@ -208,7 +208,8 @@ pub fn full_run(
             },
         )
         .unwrap();
-    let steps: Vec<Box<dyn Fn(&mut Run) -> Vec<RunEvent>>> = vec![
+    type Step<'a> = Box<dyn Fn(&mut Run) -> Vec<RunEvent> + 'a>;
+    let steps: Vec<Step<'_>> = vec![
         Box::new(|r| {
             r.choose(callhelper_script::AnswerRef::Key("1"), Timestamp(at + 1000))
                 .unwrap()
