@@ -305,7 +305,10 @@ impl AmoFake {
         st.tokens.issued += 1;
         let n = st.tokens.issued;
         let access = format!("amo-access-{n}-{:x}", crate::faults::Rng::new(n).next_u64());
-        let refresh = format!("def50200amo-refresh-{n}-{:x}", crate::faults::Rng::new(!n).next_u64());
+        let refresh = format!(
+            "def50200amo-refresh-{n}-{:x}",
+            crate::faults::Rng::new(!n).next_u64()
+        );
         st.tokens
             .access
             .insert(access.clone(), Instant::now() + self.cfg.access_ttl);
@@ -522,10 +525,20 @@ impl AmoFake {
         Self::paged("contacts", "/api/v4/contacts", found, page, limit)
     }
 
-    fn check_custom_fields(&self, i: usize, v: &Value, bad: &mut Invalid) -> BTreeMap<u64, Vec<Value>> {
+    fn check_custom_fields(
+        &self,
+        i: usize,
+        v: &Value,
+        bad: &mut Invalid,
+    ) -> BTreeMap<u64, Vec<Value>> {
         let mut out = BTreeMap::new();
         let Some(list) = v.as_array() else {
-            bad.push((i, "InvalidType", "custom_fields_values".into(), "must be an array".into()));
+            bad.push((
+                i,
+                "InvalidType",
+                "custom_fields_values".into(),
+                "must be an array".into(),
+            ));
             return out;
         };
         let defs = contact_fields();
@@ -554,23 +567,37 @@ impl AmoFake {
                 continue;
             };
             let Some(values) = obj.get("values").and_then(Value::as_array) else {
-                bad.push((i, "NotBlank", format!("{path}.values"), "This value should not be blank.".into()));
+                bad.push((
+                    i,
+                    "NotBlank",
+                    format!("{path}.values"),
+                    "This value should not be blank.".into(),
+                ));
                 continue;
             };
             let kind = def["type"].as_str().unwrap_or("");
-            let enums: Vec<&Value> = def["enums"].as_array().map(|e| e.iter().collect()).unwrap_or_default();
+            let enums: Vec<&Value> = def["enums"]
+                .as_array()
+                .map(|e| e.iter().collect())
+                .unwrap_or_default();
             let mut kept = Vec::new();
             for (k, val) in values.iter().enumerate() {
                 let vpath = format!("{path}.values.{k}.value");
                 let x = &val["value"];
                 let ok = match kind {
                     "text" | "textarea" => x.is_string(),
-                    "numeric" => x.as_f64().is_some() || x.as_str().is_some_and(|s| s.parse::<f64>().is_ok()),
+                    "numeric" => {
+                        x.as_f64().is_some() || x.as_str().is_some_and(|s| s.parse::<f64>().is_ok())
+                    }
                     "checkbox" => x.is_boolean(),
                     "date" => x.as_i64().is_some(),
                     "select" | "multiselect" => {
-                        let by_id = val.get("enum_id").is_some_and(|e| enums.iter().any(|d| d["id"] == *e));
-                        let by_value = x.as_str().is_some_and(|s| enums.iter().any(|d| d["value"] == s));
+                        let by_id = val
+                            .get("enum_id")
+                            .is_some_and(|e| enums.iter().any(|d| d["id"] == *e));
+                        let by_value = x
+                            .as_str()
+                            .is_some_and(|s| enums.iter().any(|d| d["value"] == s));
                         by_id || by_value
                     }
                     "multitext" => {
@@ -582,13 +609,23 @@ impl AmoFake {
                     _ => false,
                 };
                 if !ok {
-                    bad.push((i, "NotSupportedChoice", vpath, format!("The value is not valid for a {kind} field.")));
+                    bad.push((
+                        i,
+                        "NotSupportedChoice",
+                        vpath,
+                        format!("The value is not valid for a {kind} field."),
+                    ));
                 } else {
                     kept.push(val.clone());
                 }
             }
             if kind != "multiselect" && kind != "multitext" && values.len() > 1 {
-                bad.push((i, "InvalidType", format!("{path}.values"), "This field takes one value.".into()));
+                bad.push((
+                    i,
+                    "InvalidType",
+                    format!("{path}.values"),
+                    "This field takes one value.".into(),
+                ));
             }
             if let Some(id) = def["id"].as_u64() {
                 out.insert(id, kept);
@@ -605,8 +642,20 @@ impl AmoFake {
                 bad.push((i, "InvalidType", String::new(), "must be an object".into()));
                 continue;
             };
-            check_keys(obj, &["name", "first_name", "last_name", "responsible_user_id",
-                              "custom_fields_values", "request_id", "created_by"], i, &mut bad);
+            check_keys(
+                obj,
+                &[
+                    "name",
+                    "first_name",
+                    "last_name",
+                    "responsible_user_id",
+                    "custom_fields_values",
+                    "request_id",
+                    "created_by",
+                ],
+                i,
+                &mut bad,
+            );
             if obj.get("name").is_some_and(|n| !n.is_string()) {
                 bad.push((i, "InvalidType", "name".into(), "must be a string".into()));
             }
@@ -614,8 +663,18 @@ impl AmoFake {
                 .get("custom_fields_values")
                 .map(|v| self.check_custom_fields(i, v, &mut bad))
                 .unwrap_or_default();
-            let request_id = obj.get("request_id").and_then(Value::as_str).map(str::to_owned);
-            new.push((obj.get("name").and_then(Value::as_str).unwrap_or("").to_owned(), fields, request_id));
+            let request_id = obj
+                .get("request_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            new.push((
+                obj.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                fields,
+                request_id,
+            ));
         }
         if !bad.is_empty() {
             self.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
@@ -627,9 +686,17 @@ impl AmoFake {
         for (i, (name, fields, rid)) in new.into_iter().enumerate() {
             st.next_id += 1;
             let id = st.next_id;
-            st.contacts.push(Contact { id, name, fields, created_at: now, updated_at: now });
-            out.push(json!({"id": id, "request_id": rid.unwrap_or_else(|| i.to_string()),
-                            "_links": {"self": {"href": format!("/api/v4/contacts/{id}")}}}));
+            st.contacts.push(Contact {
+                id,
+                name,
+                fields,
+                created_at: now,
+                updated_at: now,
+            });
+            out.push(
+                json!({"id": id, "request_id": rid.unwrap_or_else(|| i.to_string()),
+                            "_links": {"self": {"href": format!("/api/v4/contacts/{id}")}}}),
+            );
         }
         Response::json(200, &json!({"_links": {}, "_embedded": {"contacts": out}}))
     }
@@ -644,10 +711,27 @@ impl AmoFake {
                     bad.push((i, "InvalidType", String::new(), "must be an object".into()));
                     continue;
                 };
-                check_keys(obj, &["id", "name", "first_name", "last_name", "responsible_user_id",
-                                  "custom_fields_values", "request_id"], i, &mut bad);
+                check_keys(
+                    obj,
+                    &[
+                        "id",
+                        "name",
+                        "first_name",
+                        "last_name",
+                        "responsible_user_id",
+                        "custom_fields_values",
+                        "request_id",
+                    ],
+                    i,
+                    &mut bad,
+                );
                 let Some(id) = obj.get("id").and_then(Value::as_u64) else {
-                    bad.push((i, "NotBlank", "id".into(), "This value should not be blank.".into()));
+                    bad.push((
+                        i,
+                        "NotBlank",
+                        "id".into(),
+                        "This value should not be blank.".into(),
+                    ));
                     continue;
                 };
                 if !st.contacts.iter().any(|c| c.id == id) {
@@ -658,8 +742,14 @@ impl AmoFake {
                     .get("custom_fields_values")
                     .map(|v| self.check_custom_fields(i, v, &mut bad))
                     .unwrap_or_default();
-                upd.push((id, obj.get("name").and_then(Value::as_str).map(str::to_owned), fields,
-                          obj.get("request_id").and_then(Value::as_str).map(str::to_owned)));
+                upd.push((
+                    id,
+                    obj.get("name").and_then(Value::as_str).map(str::to_owned),
+                    fields,
+                    obj.get("request_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                ));
             }
         }
         if !bad.is_empty() {
@@ -690,7 +780,8 @@ impl AmoFake {
         }
         st.contacts.iter().find_map(|c| {
             let has = c.fields.get(&100).is_some_and(|vs| {
-                vs.iter().any(|v| digits(v["value"].as_str().unwrap_or("")).ends_with(tail))
+                vs.iter()
+                    .any(|v| digits(v["value"].as_str().unwrap_or("")).ends_with(tail))
             });
             has.then_some(c.id)
         })
@@ -703,25 +794,76 @@ impl AmoFake {
                 bad.push((i, "InvalidType", String::new(), "must be an object".into()));
                 continue;
             };
-            check_keys(obj, &["direction", "uniq", "duration", "source", "link", "phone",
-                              "call_result", "call_status", "responsible_user_id", "created_by",
-                              "updated_by", "created_at", "updated_at", "request_id"], i, &mut bad);
+            check_keys(
+                obj,
+                &[
+                    "direction",
+                    "uniq",
+                    "duration",
+                    "source",
+                    "link",
+                    "phone",
+                    "call_result",
+                    "call_status",
+                    "responsible_user_id",
+                    "created_by",
+                    "updated_by",
+                    "created_at",
+                    "updated_at",
+                    "request_id",
+                ],
+                i,
+                &mut bad,
+            );
             match obj.get("direction").and_then(Value::as_str) {
                 Some("inbound" | "outbound") => {}
-                _ => bad.push((i, "NotSupportedChoice", "direction".into(), "direction must be inbound or outbound".into())),
+                _ => bad.push((
+                    i,
+                    "NotSupportedChoice",
+                    "direction".into(),
+                    "direction must be inbound or outbound".into(),
+                )),
             }
             if obj.get("duration").and_then(Value::as_u64).is_none() {
-                bad.push((i, "NotBlank", "duration".into(), "duration must be a whole number of seconds".into()));
+                bad.push((
+                    i,
+                    "NotBlank",
+                    "duration".into(),
+                    "duration must be a whole number of seconds".into(),
+                ));
             }
-            if obj.get("source").and_then(Value::as_str).is_none_or(str::is_empty) {
-                bad.push((i, "NotBlank", "source".into(), "This value should not be blank.".into()));
+            if obj
+                .get("source")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                bad.push((
+                    i,
+                    "NotBlank",
+                    "source".into(),
+                    "This value should not be blank.".into(),
+                ));
             }
-            if obj.get("phone").and_then(Value::as_str).is_none_or(str::is_empty) {
-                bad.push((i, "NotBlank", "phone".into(), "This value should not be blank.".into()));
+            if obj
+                .get("phone")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                bad.push((
+                    i,
+                    "NotBlank",
+                    "phone".into(),
+                    "This value should not be blank.".into(),
+                ));
             }
             if let Some(s) = obj.get("call_status") {
                 if !s.as_u64().is_some_and(|s| (1..=7).contains(&s)) {
-                    bad.push((i, "NotSupportedChoice", "call_status".into(), "call_status must be 1..7".into()));
+                    bad.push((
+                        i,
+                        "NotSupportedChoice",
+                        "call_status".into(),
+                        "call_status must be 1..7".into(),
+                    ));
                 }
             }
             for k in ["uniq", "link", "call_result"] {
@@ -743,7 +885,10 @@ impl AmoFake {
         let mut calls = Vec::new();
         let mut errors = Vec::new();
         for (i, it) in items.iter().enumerate() {
-            let rid = it["request_id"].as_str().map(str::to_owned).unwrap_or_else(|| i.to_string());
+            let rid = it["request_id"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| i.to_string());
             let Some(cid) = Self::contact_by_phone(&st, it["phone"].as_str().unwrap_or("")) else {
                 errors.push(json!({"request_id": rid, "errors": [
                     {"code": "NotFound", "path": "phone",
@@ -752,9 +897,21 @@ impl AmoFake {
             };
             st.next_id += 1;
             let id = st.next_id;
-            let note_type = if it["direction"] == "inbound" { "call_in" } else { "call_out" };
+            let note_type = if it["direction"] == "inbound" {
+                "call_in"
+            } else {
+                "call_out"
+            };
             let mut params = json!({});
-            for k in ["uniq", "duration", "source", "link", "phone", "call_status", "call_result"] {
+            for k in [
+                "uniq",
+                "duration",
+                "source",
+                "link",
+                "phone",
+                "call_status",
+                "call_result",
+            ] {
                 if let Some(v) = it.get(k) {
                     params[k] = v.clone();
                 }
@@ -766,8 +923,10 @@ impl AmoFake {
                 params,
                 created_at: it["created_at"].as_i64().unwrap_or_else(unix_now),
             });
-            calls.push(json!({"id": id, "entity_id": cid, "entity_type": "contacts",
-                              "account_id": 31_415_926, "request_id": rid}));
+            calls.push(
+                json!({"id": id, "entity_id": cid, "entity_type": "contacts",
+                              "account_id": 31_415_926, "request_id": rid}),
+            );
         }
         Response::json(
             200,
@@ -784,19 +943,45 @@ impl AmoFake {
                     bad.push((i, "InvalidType", String::new(), "must be an object".into()));
                     continue;
                 };
-                check_keys(obj, &["entity_id", "note_type", "params", "request_id", "created_by",
-                                  "is_need_to_trigger_digital_pipeline"], i, &mut bad);
+                check_keys(
+                    obj,
+                    &[
+                        "entity_id",
+                        "note_type",
+                        "params",
+                        "request_id",
+                        "created_by",
+                        "is_need_to_trigger_digital_pipeline",
+                    ],
+                    i,
+                    &mut bad,
+                );
                 match obj.get("entity_id").and_then(Value::as_u64) {
                     Some(id) if st.contacts.iter().any(|c| c.id == id) => {}
                     _ => bad.push((i, "NotFound", "entity_id".into(), "Entity not found".into())),
                 }
                 match obj.get("note_type").and_then(Value::as_str) {
                     Some("common" | "service_message") => {
-                        if obj.get("params").and_then(|p| p.get("text")).and_then(Value::as_str).is_none_or(str::is_empty) {
-                            bad.push((i, "NotBlank", "params.text".into(), "This value should not be blank.".into()));
+                        if obj
+                            .get("params")
+                            .and_then(|p| p.get("text"))
+                            .and_then(Value::as_str)
+                            .is_none_or(str::is_empty)
+                        {
+                            bad.push((
+                                i,
+                                "NotBlank",
+                                "params.text".into(),
+                                "This value should not be blank.".into(),
+                            ));
                         }
                     }
-                    _ => bad.push((i, "NotSupportedChoice", "note_type".into(), "The value you selected is not a valid choice.".into())),
+                    _ => bad.push((
+                        i,
+                        "NotSupportedChoice",
+                        "note_type".into(),
+                        "The value you selected is not a valid choice.".into(),
+                    )),
                 }
             }
         }
@@ -826,7 +1011,9 @@ impl AmoFake {
     fn filter_ids(q: &[(String, String)], key: &str) -> Option<Vec<u64>> {
         let vals: Vec<u64> = q
             .iter()
-            .filter(|(k, _)| k == key || *k == format!("{key}[]") || k.starts_with(&format!("{key}[")))
+            .filter(|(k, _)| {
+                k == key || *k == format!("{key}[]") || k.starts_with(&format!("{key}["))
+            })
             .filter_map(|(_, v)| v.parse().ok())
             .collect();
         (!vals.is_empty()).then_some(vals)
@@ -837,7 +1024,9 @@ impl AmoFake {
             Ok(p) => p,
             Err(r) => return r,
         };
-        let ids = entity.map(|e| vec![e]).or_else(|| Self::filter_ids(q, "filter[entity_id]"));
+        let ids = entity
+            .map(|e| vec![e])
+            .or_else(|| Self::filter_ids(q, "filter[entity_id]"));
         let types: Vec<&str> = q
             .iter()
             .filter(|(k, _)| k.starts_with("filter[note_type]"))
@@ -863,24 +1052,68 @@ impl AmoFake {
                     bad.push((i, "InvalidType", String::new(), "must be an object".into()));
                     continue;
                 };
-                check_keys(obj, &["text", "complete_till", "entity_id", "entity_type", "task_type_id",
-                                  "responsible_user_id", "duration", "request_id", "created_by"], i, &mut bad);
-                if obj.get("text").and_then(Value::as_str).is_none_or(str::is_empty) {
-                    bad.push((i, "NotBlank", "text".into(), "This value should not be blank.".into()));
+                check_keys(
+                    obj,
+                    &[
+                        "text",
+                        "complete_till",
+                        "entity_id",
+                        "entity_type",
+                        "task_type_id",
+                        "responsible_user_id",
+                        "duration",
+                        "request_id",
+                        "created_by",
+                    ],
+                    i,
+                    &mut bad,
+                );
+                if obj
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    bad.push((
+                        i,
+                        "NotBlank",
+                        "text".into(),
+                        "This value should not be blank.".into(),
+                    ));
                 }
                 if obj.get("complete_till").and_then(Value::as_i64).is_none() {
-                    bad.push((i, "NotBlank", "complete_till".into(), "complete_till must be a Unix timestamp".into()));
+                    bad.push((
+                        i,
+                        "NotBlank",
+                        "complete_till".into(),
+                        "complete_till must be a Unix timestamp".into(),
+                    ));
                 }
-                match (obj.get("entity_type").and_then(Value::as_str), obj.get("entity_id").and_then(Value::as_u64)) {
+                match (
+                    obj.get("entity_type").and_then(Value::as_str),
+                    obj.get("entity_id").and_then(Value::as_u64),
+                ) {
                     (Some("contacts"), Some(id)) if st.contacts.iter().any(|c| c.id == id) => {}
                     (Some("contacts" | "leads" | "companies" | "customers"), Some(_)) => {
                         bad.push((i, "NotFound", "entity_id".into(), "Entity not found".into()))
                     }
                     (None, None) => {}
-                    _ => bad.push((i, "NotSupportedChoice", "entity_type".into(), "The value you selected is not a valid choice.".into())),
+                    _ => bad.push((
+                        i,
+                        "NotSupportedChoice",
+                        "entity_type".into(),
+                        "The value you selected is not a valid choice.".into(),
+                    )),
                 }
-                if obj.get("task_type_id").is_some_and(|t| !matches!(t.as_u64(), Some(1 | 2))) {
-                    bad.push((i, "NotSupportedChoice", "task_type_id".into(), "The value you selected is not a valid choice.".into()));
+                if obj
+                    .get("task_type_id")
+                    .is_some_and(|t| !matches!(t.as_u64(), Some(1 | 2)))
+                {
+                    bad.push((
+                        i,
+                        "NotSupportedChoice",
+                        "task_type_id".into(),
+                        "The value you selected is not a valid choice.".into(),
+                    ));
                 }
             }
         }
@@ -913,7 +1146,10 @@ impl AmoFake {
             Err(r) => return r,
         };
         let ids = Self::filter_ids(q, "filter[entity_id]");
-        let etype = q.iter().find(|(k, _)| k == "filter[entity_type]").map(|(_, v)| v.as_str());
+        let etype = q
+            .iter()
+            .find(|(k, _)| k == "filter[entity_type]")
+            .map(|(_, v)| v.as_str());
         let st = self.lock();
         let found: Vec<Value> = st
             .tasks
@@ -932,7 +1168,11 @@ fn contact_json(c: &Contact) -> Value {
         .fields
         .iter()
         .map(|(id, vals)| {
-            let def = defs.as_array().and_then(|d| d.iter().find(|d| d["id"] == *id)).cloned().unwrap_or_default();
+            let def = defs
+                .as_array()
+                .and_then(|d| d.iter().find(|d| d["id"] == *id))
+                .cloned()
+                .unwrap_or_default();
             json!({"field_id": id, "field_name": def["name"], "field_code": def["code"],
                    "field_type": def["type"], "values": vals})
         })
@@ -972,7 +1212,11 @@ impl Handler for AmoFake {
                 return Reply::Respond(problem(429, "Too Many Requests", "Too Many Requests"));
             }
             Some(Fault::ServerError) => {
-                return Reply::Respond(problem(500, "Internal Server Error", "Internal Server Error"));
+                return Reply::Respond(problem(
+                    500,
+                    "Internal Server Error",
+                    "Internal Server Error",
+                ));
             }
             Some(Fault::DropBefore) => return Reply::Drop,
             Some(Fault::HangBefore) => return Reply::Hang(self.faults.hang()),

@@ -224,7 +224,8 @@ fn digits(s: &str) -> String {
 }
 
 fn int(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -368,7 +369,10 @@ impl BitrixFake {
         let id = st.next_id;
         let mut fields = Map::new();
         fields.insert("NAME".into(), json!(name));
-        fields.insert("PHONE".into(), json!([{"ID": id * 10, "VALUE": phone, "VALUE_TYPE": "WORK"}]));
+        fields.insert(
+            "PHONE".into(),
+            json!([{"ID": id * 10, "VALUE": phone, "VALUE_TYPE": "WORK"}]),
+        );
         st.contacts.push(Contact { id, fields });
         id
     }
@@ -411,17 +415,32 @@ impl BitrixFake {
     fn oauth(&self, req: &Request) -> Response {
         let mut pairs = req.query_pairs();
         pairs.extend(parse_form(std::str::from_utf8(&req.body).unwrap_or("")));
-        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or("");
-        if get("client_id") != self.cfg.client_id || get("client_secret") != self.cfg.client_secret {
-            return Response::json(401, &error_body("invalid_client", "Invalid client credentials"));
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("")
+        };
+        if get("client_id") != self.cfg.client_id || get("client_secret") != self.cfg.client_secret
+        {
+            return Response::json(
+                401,
+                &error_body("invalid_client", "Invalid client credentials"),
+            );
         }
         if get("grant_type") != "refresh_token" {
-            return Response::json(400, &error_body("unsupported_grant_type", "The grant type is not supported"));
+            return Response::json(
+                400,
+                &error_body("unsupported_grant_type", "The grant type is not supported"),
+            );
         }
         let rt = get("refresh_token").to_owned();
         let mut st = self.lock();
         if st.tokens.used_refresh.contains(&rt) {
-            self.stats.reused_refresh_tokens.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .reused_refresh_tokens
+                .fetch_add(1, Ordering::Relaxed);
             return Response::json(400, &error_body("invalid_grant", "Invalid refresh token"));
         }
         if !st.tokens.refresh.remove(&rt) {
@@ -437,10 +456,19 @@ impl BitrixFake {
         let ct = req.header("content-type").unwrap_or("");
         let mut params = php_params(&req.query_pairs());
         if ct.starts_with("application/json") && !req.body.is_empty() {
-            let body: Value = serde_json::from_slice(&req.body)
-                .map_err(|_| Fail(400, "INVALID_REQUEST", "The request body is not valid JSON".into()))?;
+            let body: Value = serde_json::from_slice(&req.body).map_err(|_| {
+                Fail(
+                    400,
+                    "INVALID_REQUEST",
+                    "The request body is not valid JSON".into(),
+                )
+            })?;
             let Value::Object(o) = body else {
-                return Err(Fail(400, "INVALID_REQUEST", "The request body must be a JSON object".into()));
+                return Err(Fail(
+                    400,
+                    "INVALID_REQUEST",
+                    "The request body must be a JSON object".into(),
+                ));
             };
             if let Value::Object(p) = &mut params {
                 p.extend(o);
@@ -460,7 +488,10 @@ impl BitrixFake {
             return self.oauth(req);
         }
         let Some(rest) = path.strip_prefix("/rest/") else {
-            return Response::json(404, &error_body("ERROR_METHOD_NOT_FOUND", "Method not found!"));
+            return Response::json(
+                404,
+                &error_body("ERROR_METHOD_NOT_FOUND", "Method not found!"),
+            );
         };
         let params = match Self::params(req) {
             Ok(p) => p,
@@ -469,8 +500,13 @@ impl BitrixFake {
         let parts: Vec<&str> = rest.split('/').collect();
         let method = match parts.as_slice() {
             [user, secret, method] => {
-                if user.parse::<u64>().ok() != Some(self.cfg.webhook_user) || *secret != self.cfg.webhook_secret {
-                    return Response::json(401, &error_body("INVALID_CREDENTIALS", "Invalid request credentials"));
+                if user.parse::<u64>().ok() != Some(self.cfg.webhook_user)
+                    || *secret != self.cfg.webhook_secret
+                {
+                    return Response::json(
+                        401,
+                        &error_body("INVALID_CREDENTIALS", "Invalid request credentials"),
+                    );
                 }
                 *method
             }
@@ -480,18 +516,32 @@ impl BitrixFake {
                 match st.tokens.access.get(token) {
                     Some(exp) if Instant::now() < *exp => {}
                     Some(_) => {
-                        return Response::json(401, &error_body("expired_token", "The access token provided has expired."));
+                        return Response::json(
+                            401,
+                            &error_body("expired_token", "The access token provided has expired."),
+                        );
                     }
                     None if token.is_empty() => {
-                        return Response::json(401, &error_body("NO_AUTH_FOUND", "Wrong authorization data"));
+                        return Response::json(
+                            401,
+                            &error_body("NO_AUTH_FOUND", "Wrong authorization data"),
+                        );
                     }
                     None => {
-                        return Response::json(401, &error_body("expired_token", "The access token provided has expired."));
+                        return Response::json(
+                            401,
+                            &error_body("expired_token", "The access token provided has expired."),
+                        );
                     }
                 }
                 *method
             }
-            _ => return Response::json(404, &error_body("ERROR_METHOD_NOT_FOUND", "Method not found!")),
+            _ => {
+                return Response::json(
+                    404,
+                    &error_body("ERROR_METHOD_NOT_FOUND", "Method not found!"),
+                );
+            }
         };
         let method = method.trim_end_matches(".json").to_ascii_lowercase();
         let out = if method == "batch" {
@@ -502,7 +552,8 @@ impl BitrixFake {
         match out {
             Ok(result) => {
                 let (result, total, next) = split_list(result);
-                let mut body = json!({"result": result, "time": {"start": 0, "finish": 0, "duration": 0.01}});
+                let mut body =
+                    json!({"result": result, "time": {"start": 0, "finish": 0, "duration": 0.01}});
                 if let Some(t) = total {
                     body["total"] = t;
                 }
@@ -523,12 +574,23 @@ impl BitrixFake {
     fn batch(&self, params: &Value) -> Outcome {
         let halt = params.get("halt").and_then(int).unwrap_or(0) != 0;
         let cmds: Vec<(String, String)> = match params.get("cmd") {
-            Some(Value::Object(o)) => o.iter().map(|(k, v)| (k.clone(), text(v).unwrap_or_default())).collect(),
-            Some(Value::Array(a)) => a.iter().enumerate().map(|(i, v)| (i.to_string(), text(v).unwrap_or_default())).collect(),
+            Some(Value::Object(o)) => o
+                .iter()
+                .map(|(k, v)| (k.clone(), text(v).unwrap_or_default()))
+                .collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i.to_string(), text(v).unwrap_or_default()))
+                .collect(),
             _ => return Err(bad("cmd is required")),
         };
         if cmds.len() > 50 {
-            return Err(Fail(400, "ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded".into()));
+            return Err(Fail(
+                400,
+                "ERROR_BATCH_LENGTH_EXCEEDED",
+                "Max batch length exceeded".into(),
+            ));
         }
         let mut result = Map::new();
         let mut errors = Map::new();
@@ -538,7 +600,11 @@ impl BitrixFake {
             let (method, query) = cmd.split_once('?').unwrap_or((cmd.as_str(), ""));
             let method = method.to_ascii_lowercase();
             if method == "batch" {
-                return Err(Fail(400, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage".into()));
+                return Err(Fail(
+                    400,
+                    "ERROR_BATCH_METHOD_NOT_ALLOWED",
+                    "Method is not allowed for batch usage".into(),
+                ));
             }
             let p = php_params(&parse_form(query));
             match self.call(&method, &p) {
@@ -560,14 +626,18 @@ impl BitrixFake {
                 }
             }
         }
-        Ok(json!({"result": php_map(result), "result_error": php_map(errors),
-                  "result_total": php_map(totals), "result_next": php_map(nexts), "result_time": []}))
+        Ok(
+            json!({"result": php_map(result), "result_error": php_map(errors),
+                  "result_total": php_map(totals), "result_next": php_map(nexts), "result_time": []}),
+        )
     }
 
     fn call(&self, method: &str, p: &Value) -> Outcome {
         self.stats.commands.fetch_add(1, Ordering::Relaxed);
         match method {
-            "profile" => Ok(json!({"ID": "1", "ADMIN": true, "NAME": "Test", "LAST_NAME": "Agent"})),
+            "profile" => {
+                Ok(json!({"ID": "1", "ADMIN": true, "NAME": "Test", "LAST_NAME": "Agent"}))
+            }
             "crm.contact.fields" => Ok(contact_fields()),
             "crm.duplicate.findbycomm" => self.find_by_comm(p),
             "crm.contact.add" => self.contact_add(p),
@@ -580,7 +650,11 @@ impl BitrixFake {
             "crm.timeline.comment.list" => self.comment_list(p),
             "crm.activity.todo.add" => self.todo_add(p),
             "crm.activity.list" => self.activity_list(p),
-            _ => Err(Fail(404, "ERROR_METHOD_NOT_FOUND", "Method not found!".into())),
+            _ => Err(Fail(
+                404,
+                "ERROR_METHOD_NOT_FOUND",
+                "Method not found!".into(),
+            )),
         }
     }
 
@@ -603,14 +677,16 @@ impl BitrixFake {
             .contacts
             .iter()
             .filter(|c| {
-                list(c.fields.get("PHONE").unwrap_or(&Value::Null)).iter().any(|ph| {
-                    let d = digits(ph["VALUE"].as_str().unwrap_or(""));
-                    wanted.iter().any(|w| {
-                        let a = &d[d.len().saturating_sub(10)..];
-                        let b = &w[w.len().saturating_sub(10)..];
-                        !a.is_empty() && a == b
+                list(c.fields.get("PHONE").unwrap_or(&Value::Null))
+                    .iter()
+                    .any(|ph| {
+                        let d = digits(ph["VALUE"].as_str().unwrap_or(""));
+                        wanted.iter().any(|w| {
+                            let a = &d[d.len().saturating_sub(10)..];
+                            let b = &w[w.len().saturating_sub(10)..];
+                            !a.is_empty() && a == b
+                        })
                     })
-                })
             })
             .map(|c| c.id)
             .collect();
@@ -620,7 +696,10 @@ impl BitrixFake {
         Ok(json!({"CONTACT": ids}))
     }
 
-    fn check_contact_fields(&self, fields: &Map<String, Value>) -> Result<Map<String, Value>, Fail> {
+    fn check_contact_fields(
+        &self,
+        fields: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, Fail> {
         let defs = contact_fields();
         let mut kept = Map::new();
         for (k, v) in fields {
@@ -634,10 +713,22 @@ impl BitrixFake {
             let ok = match def["type"].as_str().unwrap_or("") {
                 "string" => text(v).is_some(),
                 "double" => text(v).is_some_and(|s| s.is_empty() || s.parse::<f64>().is_ok()),
-                "boolean" => matches!(text(v).as_deref(), Some("Y" | "N" | "1" | "0" | "")) || v.is_boolean(),
-                "date" => text(v).is_some_and(|s| s.is_empty() || (s.len() >= 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-')),
-                "enumeration" => text(v).is_some_and(|s| s.is_empty() || def["items"].as_array().is_some_and(|items| items.iter().any(|i| i["ID"] == s))),
-                "crm_multifield" => list(v).iter().all(|item| item.get("VALUE").and_then(text).is_some()),
+                "boolean" => {
+                    matches!(text(v).as_deref(), Some("Y" | "N" | "1" | "0" | "")) || v.is_boolean()
+                }
+                "date" => text(v).is_some_and(|s| {
+                    s.is_empty()
+                        || (s.len() >= 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-')
+                }),
+                "enumeration" => text(v).is_some_and(|s| {
+                    s.is_empty()
+                        || def["items"]
+                            .as_array()
+                            .is_some_and(|items| items.iter().any(|i| i["ID"] == s))
+                }),
+                "crm_multifield" => list(v)
+                    .iter()
+                    .all(|item| item.get("VALUE").and_then(text).is_some()),
                 _ => true,
             };
             if !ok {
@@ -708,14 +799,20 @@ impl BitrixFake {
         if user.is_none() && inner.is_none() {
             return Err(bad("USER_ID or USER_PHONE_INNER is required"));
         }
-        let Some(phone) = p.get("PHONE_NUMBER").and_then(text).filter(|s| !s.is_empty()) else {
+        let Some(phone) = p
+            .get("PHONE_NUMBER")
+            .and_then(text)
+            .filter(|s| !s.is_empty())
+        else {
             return Err(bad("PHONE_NUMBER is required"));
         };
         let Some(kind) = p.get("TYPE").and_then(int).filter(|t| (1..=5).contains(t)) else {
             return Err(bad("TYPE must be 1 (outgoing), 2 (incoming), 3, 4 or 5"));
         };
         if let Some(d) = p.get("CALL_START_DATE") {
-            if !text(d).is_some_and(|s| s.len() >= 19 && s.as_bytes()[4] == b'-' && s.as_bytes()[10] == b'T') {
+            if !text(d).is_some_and(|s| {
+                s.len() >= 19 && s.as_bytes()[4] == b'-' && s.as_bytes()[10] == b'T'
+            }) {
                 return Err(bad("CALL_START_DATE must be a date in ISO 8601"));
             }
         }
@@ -745,7 +842,11 @@ impl BitrixFake {
         }
         st.next_id += 1;
         let n = st.next_id;
-        let call_id = format!("externalCall.{:016x}{:016x}.{n}", Rng::new(n).next_u64(), Rng::new(!n).next_u64());
+        let call_id = format!(
+            "externalCall.{:016x}{:016x}.{n}",
+            Rng::new(n).next_u64(),
+            Rng::new(!n).next_u64()
+        );
         st.calls.push(Call {
             call_id: call_id.clone(),
             params: key,
@@ -753,8 +854,10 @@ impl BitrixFake {
             finished: None,
             records: BTreeMap::new(),
         });
-        Ok(json!({"CALL_ID": call_id, "CRM_CREATED_LEAD": null, "CRM_ENTITY_TYPE": entity_type,
-                  "CRM_ENTITY_ID": entity_id, "CRM_CREATED_ENTITIES": []}))
+        Ok(
+            json!({"CALL_ID": call_id, "CRM_CREATED_LEAD": null, "CRM_ENTITY_TYPE": entity_type,
+                  "CRM_ENTITY_ID": entity_id, "CRM_CREATED_ENTITIES": []}),
+        )
     }
 
     fn finish(&self, p: &Value) -> Outcome {
@@ -767,12 +870,23 @@ impl BitrixFake {
         let Some(duration) = p.get("DURATION").and_then(int).filter(|d| *d >= 0) else {
             return Err(bad("DURATION is required"));
         };
-        let status = p.get("STATUS_CODE").and_then(text).unwrap_or_else(|| "200".into());
+        let status = p
+            .get("STATUS_CODE")
+            .and_then(text)
+            .unwrap_or_else(|| "200".into());
         let mut st = self.lock();
         st.next_id += 1;
         let activity = st.next_id;
-        let Some(c) = st.calls.iter_mut().find(|c| c.call_id == call_id && c.finished.is_none()) else {
-            return Err(Fail(400, "NOT_FOUND", "Call is not found or is already finished".into()));
+        let Some(c) = st
+            .calls
+            .iter_mut()
+            .find(|c| c.call_id == call_id && c.finished.is_none())
+        else {
+            return Err(Fail(
+                400,
+                "NOT_FOUND",
+                "Call is not found or is already finished".into(),
+            ));
         };
         let done = json!({"CALL_ID": call_id, "CALL_DURATION": duration, "CALL_FAILED_CODE": status,
                           "CRM_ACTIVITY_ID": activity, "PORTAL_USER_ID": p.get("USER_ID").and_then(int),
@@ -789,8 +903,14 @@ impl BitrixFake {
         let Some(name) = p.get("FILENAME").and_then(text).filter(|s| !s.is_empty()) else {
             return Err(bad("FILENAME is required"));
         };
-        let has_content = p.get("FILE_CONTENT").and_then(text).is_some_and(|s| !s.is_empty());
-        let has_url = p.get("RECORD_URL").and_then(text).is_some_and(|s| s.starts_with("http"));
+        let has_content = p
+            .get("FILE_CONTENT")
+            .and_then(text)
+            .is_some_and(|s| !s.is_empty());
+        let has_url = p
+            .get("RECORD_URL")
+            .and_then(text)
+            .is_some_and(|s| s.starts_with("http"));
         if !has_content && !has_url {
             return Err(bad("FILE_CONTENT or RECORD_URL is required"));
         }
@@ -825,7 +945,8 @@ impl BitrixFake {
         }
         st.next_id += 1;
         let id = st.next_id;
-        st.comments.push(json!({"ID": id.to_string(), "ENTITY_ID": eid.to_string(),
+        st.comments
+            .push(json!({"ID": id.to_string(), "ENTITY_ID": eid.to_string(),
                                 "ENTITY_TYPE": etype.to_lowercase(), "COMMENT": comment,
                                 "CREATED": now_iso(), "AUTHOR_ID": "1"}));
         Ok(json!(id))
@@ -847,25 +968,39 @@ impl BitrixFake {
     fn comment_list(&self, p: &Value) -> Outcome {
         let filter = p.get("filter").cloned().unwrap_or(Value::Null);
         let eid = filter.get("ENTITY_ID").and_then(int);
-        let etype = filter.get("ENTITY_TYPE").and_then(text).map(|s| s.to_lowercase());
+        let etype = filter
+            .get("ENTITY_TYPE")
+            .and_then(text)
+            .map(|s| s.to_lowercase());
         if eid.is_none() || etype.is_none() {
-            return Err(bad("filter[ENTITY_ID] and filter[ENTITY_TYPE] are required"));
+            return Err(bad(
+                "filter[ENTITY_ID] and filter[ENTITY_TYPE] are required",
+            ));
         }
         let st = self.lock();
         let items: Vec<Value> = st
             .comments
             .iter()
-            .filter(|c| int(&c["ENTITY_ID"]) == eid && c["ENTITY_TYPE"].as_str().map(str::to_owned) == etype)
+            .filter(|c| {
+                int(&c["ENTITY_ID"]) == eid && c["ENTITY_TYPE"].as_str().map(str::to_owned) == etype
+            })
             .cloned()
             .collect();
         Self::paged(items, p)
     }
 
     fn todo_add(&self, p: &Value) -> Outcome {
-        let (Some(owner_type), Some(owner_id)) = (p.get("ownerTypeId").and_then(int), p.get("ownerId").and_then(int)) else {
+        let (Some(owner_type), Some(owner_id)) = (
+            p.get("ownerTypeId").and_then(int),
+            p.get("ownerId").and_then(int),
+        ) else {
             return Err(bad("ownerTypeId and ownerId are required"));
         };
-        let Some(deadline) = p.get("deadline").and_then(text).filter(|d| d.len() >= 19 && d.as_bytes()[4] == b'-') else {
+        let Some(deadline) = p
+            .get("deadline")
+            .and_then(text)
+            .filter(|d| d.len() >= 19 && d.as_bytes()[4] == b'-')
+        else {
             return Err(bad("deadline is required (ISO 8601)"));
         };
         let mut st = self.lock();
@@ -903,7 +1038,10 @@ impl Handler for BitrixFake {
     fn handle(&self, req: &Request) -> Reply {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let limited = || {
-            Reply::Respond(Response::json(503, &error_body("QUERY_LIMIT_EXCEEDED", "Too many requests")))
+            Reply::Respond(Response::json(
+                503,
+                &error_body("QUERY_LIMIT_EXCEEDED", "Too many requests"),
+            ))
         };
         let is_oauth = req.path.starts_with("/oauth/");
         if !is_oauth {
@@ -921,7 +1059,10 @@ impl Handler for BitrixFake {
         match fault {
             Some(Fault::RateLimited) => return limited(),
             Some(Fault::ServerError) => {
-                return Reply::Respond(Response::json(500, &error_body("INTERNAL_SERVER_ERROR", "Internal server error")));
+                return Reply::Respond(Response::json(
+                    500,
+                    &error_body("INTERNAL_SERVER_ERROR", "Internal server error"),
+                ));
             }
             Some(Fault::DropBefore) => return Reply::Drop,
             Some(Fault::HangBefore) => return Reply::Hang(self.faults.hang()),
@@ -933,7 +1074,10 @@ impl Handler for BitrixFake {
             Some(Fault::HangAfter) => Reply::Hang(self.faults.hang()),
             Some(Fault::MalformedAfter) => Reply::Respond(Response {
                 status: 200,
-                headers: vec![("content-type".into(), "application/json; charset=utf-8".into())],
+                headers: vec![(
+                    "content-type".into(),
+                    "application/json; charset=utf-8".into(),
+                )],
                 body: b"{\"result\":{\"result\":{\"c0\":".to_vec(),
             }),
             _ => Reply::Respond(resp),

@@ -315,14 +315,11 @@ fn read_request(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> io::Result<O
             .ok_or_else(|| io::Error::other("bad header line"))?;
         headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
     }
-    let get = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.clone())
-    };
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     if get("transfer-encoding").is_some() {
-        return Err(io::Error::other("chunked bodies are not supported; send Content-Length"));
+        return Err(io::Error::other(
+            "chunked bodies are not supported; send Content-Length",
+        ));
     }
     let len: usize = match get("content-length") {
         Some(v) => v

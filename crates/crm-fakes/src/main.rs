@@ -43,9 +43,15 @@ fn main() {
         eprintln!("crm-fakes: cannot listen on 127.0.0.1");
         std::process::exit(1);
     };
-    println!("amoCRM:   {}  (long-lived token: amo-long-lived-token)", amo.url());
+    println!(
+        "amoCRM:   {}  (long-lived token: amo-long-lived-token)",
+        amo.url()
+    );
     println!("Bitrix24: {}", b24.webhook_url());
-    println!("webhook:  {}  (secret: whsec-fake-shared-secret)", hook.url());
+    println!(
+        "webhook:  {}  (secret: whsec-fake-shared-secret)",
+        hook.url()
+    );
     loop {
         std::thread::park();
     }

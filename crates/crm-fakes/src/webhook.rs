@@ -119,7 +119,8 @@ impl WebhookFake {
     /// Refuse every delivery with this status and text (until cleared with `None`), as a
     /// CRM that does not accept the payload would.
     pub fn reject_all(&self, answer: Option<(u16, &str)>) {
-        *self.reject.lock().unwrap_or_else(|e| e.into_inner()) = answer.map(|(s, t)| (s, t.to_owned()));
+        *self.reject.lock().unwrap_or_else(|e| e.into_inner()) =
+            answer.map(|(s, t)| (s, t.to_owned()));
     }
 
     /// The deliveries kept, by id.
@@ -152,7 +153,9 @@ impl WebhookFake {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         if (now - t).unsigned_abs() > self.cfg.tolerance.as_secs() {
-            return Err(unauthorized("the signature's timestamp is too old or in the future"));
+            return Err(unauthorized(
+                "the signature's timestamp is too old or in the future",
+            ));
         }
         let expected = sign(&self.cfg.secret, t, &req.body);
         let expected = expected.rsplit("v1=").next().unwrap_or("");
@@ -189,7 +192,14 @@ impl WebhookFake {
         let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
             return bad("the body is not JSON".into());
         };
-        for key in ["schema", "event", "delivery_id", "sent_at", "run", "contact"] {
+        for key in [
+            "schema",
+            "event",
+            "delivery_id",
+            "sent_at",
+            "run",
+            "contact",
+        ] {
             if body.get(key).is_none() {
                 return bad(format!("`{key}` is required"));
             }
@@ -201,7 +211,12 @@ impl WebhookFake {
         if req.header("x-callhelper-delivery") != Some(id.as_str()) || id.is_empty() {
             return bad("X-CallHelper-Delivery must equal delivery_id".into());
         }
-        if let Some((status, text)) = self.reject.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some((status, text)) = self
+            .reject
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Response::json(status, &json!({"error": "rejected", "message": text}));
         }
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
@@ -222,7 +237,8 @@ impl Handler for WebhookFake {
         match fault {
             Some(Fault::RateLimited) => {
                 return Reply::Respond(
-                    Response::json(429, &json!({"error": "too_many_requests"})).with_header("retry-after", "1"),
+                    Response::json(429, &json!({"error": "too_many_requests"}))
+                        .with_header("retry-after", "1"),
                 );
             }
             Some(Fault::ServerError) => {

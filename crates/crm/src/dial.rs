@@ -1,0 +1,1 @@
+//! Click-to-call (placeholder).
