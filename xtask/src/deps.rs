@@ -21,13 +21,11 @@ struct Group {
     packages: &'static [&'static str],
 }
 
-const GROUPS: &[Group] = &[
-    Group {
-        why: "C toolchain for crates that build C code",
-        purpose: Purpose::Run,
-        packages: &["build-essential", "pkg-config"],
-    },
-];
+const GROUPS: &[Group] = &[Group {
+    why: "C toolchain for crates that build C code",
+    purpose: Purpose::Run,
+    packages: &["build-essential", "pkg-config"],
+}];
 
 fn installed(package: &str) -> bool {
     Command::new("dpkg-query")
@@ -47,8 +45,14 @@ fn is_root() -> bool {
 
 /// Install the missing packages for `purpose` (as root), or say what to install.
 pub fn ensure(purpose: Purpose) -> Result<(), String> {
-    if Command::new("dpkg-query").arg("--version").output().is_err() {
-        eprintln!("xtask: not a Debian/Ubuntu system; install the packages listed in README.md yourself");
+    if Command::new("dpkg-query")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "xtask: not a Debian/Ubuntu system; install the packages listed in README.md yourself"
+        );
         return Ok(());
     }
     let wanted: Vec<&str> = GROUPS
@@ -63,7 +67,11 @@ pub fn ensure(purpose: Purpose) -> Result<(), String> {
     for g in GROUPS {
         let m: Vec<&&str> = g.packages.iter().filter(|p| missing.contains(p)).collect();
         if !m.is_empty() {
-            eprintln!("xtask: missing for {}: {}", g.why, m.iter().map(|p| **p).collect::<Vec<_>>().join(" "));
+            eprintln!(
+                "xtask: missing for {}: {}",
+                g.why,
+                m.iter().map(|p| **p).collect::<Vec<_>>().join(" ")
+            );
         }
     }
     if !is_root() {

@@ -111,7 +111,14 @@ fn test(root: &Path, extra: &[String]) -> Result<(), String> {
         sh(
             root,
             &cargo,
-            &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
         )?;
     }
     codegen::run(root, true)?;

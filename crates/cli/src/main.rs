@@ -10,6 +10,7 @@ use callhelper_core::paths::DataDir;
 use callhelper_core::script::Lang;
 use clap::{Parser, Subcommand};
 
+mod data;
 mod licence;
 mod script;
 
@@ -36,6 +37,8 @@ enum Command {
     /// The licence: activate a key, show the status, deactivate.
     #[command(subcommand)]
     Licence(licence::LicenceCommand),
+    /// The collected database: export, import, personal-data requests, users, status.
+    Data(data::DataCommand),
 }
 
 /// What every subcommand gets: the language and the data folder.
@@ -73,5 +76,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Script(cmd) => script::run(cmd, &ctx),
         Command::Licence(cmd) => licence::run(cmd, &ctx),
+        Command::Data(cmd) => data::run(cmd, &ctx),
     }
 }

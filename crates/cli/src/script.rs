@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use callhelper_core::script::{
-    Context, EndReason, Lang, Program, Run, RunEvent, Severity, StepView, Timestamp, Value,
+    Context, Lang, Program, Run, RunEvent, Severity, StepView, Timestamp,
 };
 use callhelper_core::scripts::{self, Action};
 use clap::{Subcommand, ValueEnum};
@@ -213,69 +213,6 @@ impl Clock {
     }
 }
 
-/// Parse one token of the scripted mode into an action.
-fn parse_token(token: &str) -> Result<Action, String> {
-    let t = token.trim();
-    let (word, rest) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
-    let rest = rest.trim();
-    let reason = |r: &str| match r {
-        "remote_hangup" => Ok(EndReason::RemoteHangup),
-        "agent_hangup" => Ok(EndReason::AgentHangup),
-        "call_failed" => Ok(EndReason::CallFailed),
-        "agent_ended" | "" => Ok(EndReason::AgentEnded),
-        other => Err(format!(
-            "`{other}` is not an end reason (remote_hangup, agent_hangup, call_failed, agent_ended)"
-        )),
-    };
-    Ok(match word {
-        "<" | "!back" => Action::Back,
-        ">" | "!next" | "!continue" => Action::Continue,
-        "!objection" => Action::Objection(rest.to_owned()),
-        "!unforeseen" => Action::Unforeseen(rest.to_owned()),
-        "!note" => Action::Note(rest.to_owned()),
-        "!end" => {
-            let (r, outcome) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-            Action::End {
-                reason: reason(r)?,
-                outcome: (!outcome.trim().is_empty()).then(|| outcome.trim().to_owned()),
-            }
-        }
-        w if w.starts_with('!') => return Err(format!("unknown command `{w}`")),
-        _ => match t.split_once('=') {
-            Some((field, input))
-                if !field.is_empty()
-                    && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                Action::Set {
-                    field: field.to_owned(),
-                    input: input.to_owned(),
-                }
-            }
-            _ => Action::Answer(t.to_owned()),
-        },
-    })
-}
-
-/// Split `--answers` on commas, honouring `\,`.
-fn split_tokens(list: &str) -> Vec<String> {
-    let mut out = vec![String::new()];
-    let mut chars = list.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&',') => {
-                out.last_mut().expect("never empty").push(',');
-                chars.next();
-            }
-            ',' => out.push(String::new()),
-            _ => out.last_mut().expect("never empty").push(c),
-        }
-    }
-    out.into_iter()
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
 #[allow(clippy::too_many_arguments)]
 fn run_script(
     file: &Path,
@@ -305,7 +242,7 @@ fn run_script(
         return Ok(run_interactive(program, context, &mut clock, lang));
     }
     let tokens: Vec<String> = match answers {
-        Some(list) => split_tokens(&list),
+        Some(list) => scripts::split_actions(&list),
         None => std::io::stdin()
             .lock()
             .lines()
@@ -317,7 +254,8 @@ fn run_script(
     let (mut run, _) = Run::start(program, context, clock.now());
     for (i, token) in tokens.iter().enumerate() {
         let n = i + 1;
-        let action = parse_token(token).map_err(|e| format!("action {n} («{token}»): {e}"))?;
+        let action =
+            scripts::parse_action(token).map_err(|e| format!("action {n} («{token}»): {e}"))?;
         if run.is_finished() && !matches!(action, Action::Note(_)) {
             eprintln!("callhelper: action {n} («{token}»): the run has already ended");
             print_record(&run);
@@ -480,7 +418,7 @@ fn run_interactive(
             }
             _ => {}
         }
-        match parse_token(line) {
+        match scripts::parse_action(line) {
             Err(e) => {
                 let _ = writeln!(out, "  ! {e}");
             }
@@ -497,7 +435,7 @@ fn run_interactive(
                         if let Action::Set { field, .. } = &action
                             && let Some(v) = run.field(field)
                         {
-                            let _ = writeln!(out, "  {field} = {}", display(v, lang));
+                            let _ = writeln!(out, "  {field} = {}", v.display(lang));
                         }
                         if run.current().id == before
                             && matches!(action, Action::Unforeseen(_) | Action::Note(_))
@@ -512,10 +450,6 @@ fn run_interactive(
             }
         }
     }
-}
-
-fn display(v: &Value, lang: Lang) -> String {
-    v.display(lang)
 }
 
 fn unfinished(run: &Run, lang: Lang, out: &mut impl Write) -> ExitCode {

@@ -245,3 +245,69 @@ pub fn apply(run: &mut Run, action: &Action, at: Timestamp) -> Result<Vec<RunEve
         }
     }
 }
+
+/// Parse one typed action (the command line's `--answers` tokens and the lines of its
+/// standard input): an answer's hotkey or id; `field=value`; `<` back; `>` continue; an
+/// objection's key; `!objection ID`; `!unforeseen TEXT`; `!note TEXT`;
+/// `!end [REASON] [OUTCOME]`.
+pub fn parse_action(token: &str) -> Result<Action, String> {
+    let t = token.trim();
+    let (word, rest) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
+    let rest = rest.trim();
+    let reason = |r: &str| match r {
+        "remote_hangup" => Ok(EndReason::RemoteHangup),
+        "agent_hangup" => Ok(EndReason::AgentHangup),
+        "call_failed" => Ok(EndReason::CallFailed),
+        "agent_ended" | "" => Ok(EndReason::AgentEnded),
+        other => Err(format!(
+            "`{other}` is not an end reason (remote_hangup, agent_hangup, call_failed, agent_ended)"
+        )),
+    };
+    Ok(match word {
+        "<" | "!back" => Action::Back,
+        ">" | "!next" | "!continue" => Action::Continue,
+        "!objection" => Action::Objection(rest.to_owned()),
+        "!unforeseen" => Action::Unforeseen(rest.to_owned()),
+        "!note" => Action::Note(rest.to_owned()),
+        "!end" => {
+            let (r, outcome) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            Action::End {
+                reason: reason(r)?,
+                outcome: (!outcome.trim().is_empty()).then(|| outcome.trim().to_owned()),
+            }
+        }
+        w if w.starts_with('!') => return Err(format!("unknown command `{w}`")),
+        _ => match t.split_once('=') {
+            Some((field, input))
+                if !field.is_empty()
+                    && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                Action::Set {
+                    field: field.to_owned(),
+                    input: input.to_owned(),
+                }
+            }
+            _ => Action::Answer(t.to_owned()),
+        },
+    })
+}
+
+/// Split a comma-separated list of actions, honouring `\,` as a comma inside one.
+pub fn split_actions(list: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = list.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&',') => {
+                out.last_mut().expect("never empty").push(',');
+                chars.next();
+            }
+            ',' => out.push(String::new()),
+            _ => out.last_mut().expect("never empty").push(c),
+        }
+    }
+    out.into_iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect()
+}

@@ -467,6 +467,7 @@ impl<'a> Linter<'a> {
                 if !hotkey::is_valid(k) {
                     self.bad_key(o.src.get("key"), k);
                 } else if let Some(other) = keys.insert(hotkey::normalise(k), id) {
+                    let k = hotkey::normalise(k);
                     self.error(
                         o.src.get("key"),
                         Rule::DuplicateHotkey,

@@ -208,6 +208,16 @@ impl Reader {
             if !elem.keys().contains(&key.as_str()) {
                 let name = elem.name();
                 let hint = closest(key, elem.keys().iter().copied());
+                if key.contains(char::is_whitespace) || !key.is_ascii() {
+                    // `{ label: Yes, please }` splits the text at the comma.
+                    self.error(
+                        k.loc,
+                        Rule::UnknownKey,
+                        text!("unknown key `{key}` in {}: a text with a comma inside `{{ ... }}` must be in quotes", name.en;
+                              "неизвестный ключ `{key}` в {}: текст с запятой внутри `{{ ... }}` нужно взять в кавычки", name.ru),
+                    );
+                    continue;
+                }
                 self.error(
                     k.loc,
                     Rule::UnknownKey,

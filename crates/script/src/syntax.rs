@@ -191,6 +191,16 @@ impl SyntaxError {
                 format!("not a text file: binary data at byte offset {byte}"),
                 format!("это не текстовый файл: двоичные данные по смещению {byte}"),
             ),
+            SyntaxError::Syntax { message, .. }
+                if message.contains("mapping values are not allowed") =>
+            {
+                Text::new(
+                    format!("syntax error: {message} (a text that holds `: ` must be in quotes)"),
+                    format!(
+                        "синтаксическая ошибка: {message} (текст с `: ` нужно взять в кавычки)"
+                    ),
+                )
+            }
             SyntaxError::Syntax { message, .. } => Text::new(
                 format!("syntax error: {message}"),
                 format!("синтаксическая ошибка: {message}"),
@@ -226,15 +236,19 @@ impl Source {
         if bytes.len() > MAX_SOURCE_BYTES {
             return Err(SyntaxError::TooLarge { bytes: bytes.len() });
         }
-        let text = std::str::from_utf8(bytes).map_err(|e| SyntaxError::NotText {
-            byte: e.valid_up_to(),
-        })?;
-        // A NUL or other C0 control (bar tab, CR, LF) never belongs in a script: binary junk
-        // that happens to be valid UTF-8 is refused here rather than in a confusing parse.
-        if let Some(byte) = text
-            .bytes()
-            .position(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
-        {
+        // A NUL or other C0 control (bar tab, CR, LF) never belongs in a script, nor does
+        // invalid UTF-8: report whichever binary byte comes first.
+        let control = bytes
+            .iter()
+            .position(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'));
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let byte = control.map_or(e.valid_up_to(), |c| c.min(e.valid_up_to()));
+                return Err(SyntaxError::NotText { byte });
+            }
+        };
+        if let Some(byte) = control {
             return Err(SyntaxError::NotText { byte });
         }
         Ok(Source::new(text.strip_prefix('\u{feff}').unwrap_or(text)))
@@ -327,12 +341,20 @@ pub fn parse(source: &Source, dialect: Dialect) -> Result<Node, SyntaxError> {
     let mut builder = Builder::default();
     let mut documents = 0;
     for item in Parser::new_from_str(source.text()) {
-        let (event, span) = item.map_err(|e| SyntaxError::Syntax {
-            pos: Pos {
+        let (event, span) = item.map_err(|e| {
+            let pos = Pos {
                 line: e.marker().line() as u32,
                 col: e.marker().col() as u32 + 1,
-            },
-            message: e.info().to_owned(),
+            };
+            // The scanner has its own (higher) limit on flow nesting; report it as ours.
+            if e.info() == "recursion limit exceeded" {
+                SyntaxError::TooDeep { pos }
+            } else {
+                SyntaxError::Syntax {
+                    pos,
+                    message: e.info().to_owned(),
+                }
+            }
         })?;
         if let Event::DocumentStart(_) = event {
             documents += 1;
