@@ -361,7 +361,14 @@ fn execute(cmd: DataCommand, ctx: &Ctx) -> Result<(), Error> {
         );
         return Ok(());
     }
-    let store = data::open(&dir, &KeyChoice::from_env())?;
+    let key = match KeyChoice::from_env() {
+        KeyChoice::Keychain if data::needs_passphrase(&dir)? => KeyChoice::Passphrase(secret(
+            "Database passphrase / Пароль базы данных",
+            data::PASSPHRASE_ENV,
+        )?),
+        k => k,
+    };
+    let store = data::open(&dir, &key)?;
     let s = sign_in(&store, cmd.user.as_deref(), lang)?;
     match cmd.command {
         DataSub::Init { .. } => unreachable!("handled above"),

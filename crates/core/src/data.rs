@@ -62,6 +62,16 @@ impl KeyChoice {
     }
 }
 
+/// True when the installation's database is protected by a passphrase (so the app asks
+/// for it at start) rather than by the OS keychain.
+pub fn needs_passphrase(dir: &DataDir) -> Result<bool, Error> {
+    let path = db_path(dir)?;
+    Ok(matches!(
+        callhelper_store::key::read_marker(&path)?,
+        Some(callhelper_store::KeyMarker::Passphrase)
+    ))
+}
+
 /// Where the database of a data folder is (creating the folder, private to the user).
 pub fn db_path(dir: &DataDir) -> Result<PathBuf, Error> {
     Ok(callhelper_store::db_path(&dir.part("store")?))
