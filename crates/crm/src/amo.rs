@@ -91,6 +91,8 @@ pub struct Amo {
     auth: AmoAuth,
     http: Transport,
     fields: Option<Vec<CrmField>>,
+    /// Contacts found or made this session, by the phone's last ten digits.
+    known: BTreeMap<String, String>,
 }
 
 fn is_refused(a: &Answer) -> bool {
@@ -208,6 +210,7 @@ impl Amo {
             auth,
             http,
             fields: None,
+            known: BTreeMap::new(),
         }
     }
 
@@ -485,7 +488,15 @@ impl Amo {
         }
         let mut missing = Vec::new();
         for (phone, idx) in &by_phone {
-            match self.find_contact(phone)? {
+            let known = self.known.get(phone).cloned();
+            let found = match known {
+                Some(id) => Some(id),
+                None => self.find_contact(phone)?,
+            };
+            if let Some(id) = &found {
+                self.known.insert(phone.clone(), id.clone());
+            }
+            match found {
                 Some(id) => {
                     for &i in idx {
                         items[i].progress.contact_id = Some(id.clone());
@@ -541,7 +552,8 @@ impl Amo {
             let (Ok(k), Some(id)) = (rid(&c).parse::<usize>(), id_text(&c)) else {
                 continue;
             };
-            if let Some((_, idx)) = missing.get(k) {
+            if let Some((phone, idx)) = missing.get(k) {
+                self.known.insert(phone.clone(), id.clone());
                 for &i in idx {
                     items[i].progress.contact_id = Some(id.clone());
                     items[i]

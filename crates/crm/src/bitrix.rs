@@ -83,6 +83,8 @@ pub struct Bitrix {
     auth: BitrixAuth,
     http: Transport,
     fields: Option<Vec<CrmField>>,
+    /// Contacts found or made this session, by the phone's last ten digits.
+    known: BTreeMap<String, String>,
 }
 
 /// A method's own error: (code, description).
@@ -181,6 +183,7 @@ impl Bitrix {
             auth,
             http,
             fields: None,
+            known: BTreeMap::new(),
         }
     }
 
@@ -519,8 +522,19 @@ impl Bitrix {
             }
             by_phone.entry(last10).or_default().push(i);
         }
+        for (phone, idx) in &by_phone {
+            if let Some(id) = self.known.get(phone) {
+                for &i in idx {
+                    items[i].progress.contact_id = Some(id.clone());
+                    items[i]
+                        .progress
+                        .mark_done(Stage::Contact, Some(id.clone()));
+                }
+            }
+        }
+        by_phone.retain(|p, _| !self.known.contains_key(p));
         if by_phone.is_empty() {
-            return Ok(());
+            return cp.save(items);
         }
         let phones: Vec<(String, Vec<usize>)> = by_phone.into_iter().collect();
         let cmds: Vec<(String, &str, Value)> = phones
@@ -557,6 +571,7 @@ impl Bitrix {
                 });
             match id {
                 Some(id) => {
+                    self.known.insert(phones[k].0.clone(), id.to_string());
                     for &i in idx {
                         items[i].progress.contact_id = Some(id.to_string());
                         items[i]
@@ -593,6 +608,11 @@ impl Bitrix {
             })
             .collect();
         let made = self.batch(&cmds)?;
+        let missing_phones: Vec<String> = phones
+            .iter()
+            .filter(|(_, idx)| missing.contains(idx))
+            .map(|(p, _)| p.clone())
+            .collect();
         for (k, idx) in missing.iter().enumerate() {
             let key = format!("a{k}");
             if let Some(e) = made.errors.get(&key) {
@@ -600,6 +620,9 @@ impl Bitrix {
                     items[i].reject(CRM, describe(e));
                 }
             } else if let Some(id) = made.result.get(&key).and_then(id_of) {
+                if let Some(p) = missing_phones.get(k) {
+                    self.known.insert(p.clone(), id.clone());
+                }
                 for &i in idx {
                     items[i].progress.contact_id = Some(id.clone());
                     items[i]
