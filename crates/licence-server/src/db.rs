@@ -125,7 +125,7 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL failed.
     #[cfg(feature = "postgres")]
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres_detail(.0))]
     Postgres(#[from] ::postgres::Error),
     /// A stored value is not what the schema promises.
     #[error("corrupt row: {0}")]
@@ -133,6 +133,15 @@ pub enum StoreError {
     /// No connection could be had.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+}
+
+/// The server's own message when there is one ("db error" alone says nothing).
+#[cfg(feature = "postgres")]
+fn postgres_detail(e: &::postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
 }
 
 /// The operations the service needs inside one transaction.

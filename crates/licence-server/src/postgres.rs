@@ -17,6 +17,8 @@ use crate::db::{ActivationRow, LicenceRow, RowGet, Store, StoreError, Tx, sql};
 
 /// Most connections kept open.
 const MAX_CONNECTIONS: usize = 16;
+/// Serialises schema creation between servers (an arbitrary application-wide number).
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7152936412)";
 /// Longest wait for a free connection.
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -236,9 +238,14 @@ impl Store for Postgres {
             .client
             .as_mut()
             .ok_or_else(|| StoreError::Unavailable("no connection".into()))?;
+        // Servers starting together would race on CREATE ... IF NOT EXISTS (PostgreSQL
+        // can then fail on its catalog's unique index): one at a time.
+        let mut tx = client.transaction()?;
+        tx.batch_execute(MIGRATION_LOCK)?;
         for stmt in sql::SCHEMA {
-            client.batch_execute(stmt)?;
+            tx.batch_execute(stmt)?;
         }
+        tx.commit()?;
         Ok(())
     }
 

@@ -43,14 +43,37 @@ impl Drop for Scratch {
 pub struct Vendor {
     pub dir: Scratch,
     pub public: PublicKey,
+    db: String,
+}
+
+/// The database the suite runs on: SQLite files, or with the `postgres` feature the
+/// PostgreSQL database named by `CALLHELPER_LICENCE_TEST_POSTGRES` (required then: the
+/// suite fails rather than quietly testing SQLite again).
+fn suite_db() -> String {
+    #[cfg(feature = "postgres")]
+    return std::env::var("CALLHELPER_LICENCE_TEST_POSTGRES").expect(
+        "built with the postgres feature: set CALLHELPER_LICENCE_TEST_POSTGRES to a postgres:// URL of a scratch database",
+    );
+    #[cfg(not(feature = "postgres"))]
+    "licence-server.sqlite3".to_owned()
 }
 
 impl Vendor {
+    /// A vendor on the suite's database.
     pub fn new(name: &str) -> Vendor {
+        Vendor::with_db(name, suite_db())
+    }
+
+    /// A vendor with its own SQLite database, whatever the suite runs on.
+    pub fn new_sqlite(name: &str) -> Vendor {
+        Vendor::with_db(name, "licence-server.sqlite3".into())
+    }
+
+    fn with_db(name: &str, db: String) -> Vendor {
         let dir = Scratch::new(name);
-        let out = admin_in(&dir.0, &["keygen"]);
+        let out = admin_in(&dir.0, &db, &["keygen"]);
         let public = PublicKey::from_hex(out.trim()).expect("keygen prints the public key");
-        Vendor { dir, public }
+        Vendor { dir, public, db }
     }
 
     pub fn trust(&self) -> Trust {
@@ -59,12 +82,12 @@ impl Vendor {
 
     /// Run an admin command; panics unless it succeeds. Returns standard output.
     pub fn admin(&self, args: &[&str]) -> String {
-        admin_in(&self.dir.0, args)
+        admin_in(&self.dir.0, &self.db, args)
     }
 
     /// Run an admin command expected to fail; returns standard error.
     pub fn admin_fails(&self, args: &[&str]) -> String {
-        let out = admin_cmd(&self.dir.0, args).output().unwrap();
+        let out = admin_cmd(&self.dir.0, &self.db, args).output().unwrap();
         assert!(!out.status.success(), "{args:?} should fail");
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
@@ -100,21 +123,21 @@ impl Vendor {
 
     /// Start the server with extra `serve` options.
     pub fn serve(&self, extra: &[&str]) -> Server {
-        Server::start(&self.dir.0, extra)
+        Server::start(&self.dir.0, &self.db, extra)
     }
 }
 
-fn admin_cmd(dir: &Path, args: &[&str]) -> Command {
+fn admin_cmd(dir: &Path, db: &str, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.current_dir(dir)
-        .env_remove("CALLHELPER_LICENCE_DB")
         .env_remove("CALLHELPER_LICENCE_KEY")
+        .env("CALLHELPER_LICENCE_DB", db)
         .args(args);
     c
 }
 
-fn admin_in(dir: &Path, args: &[&str]) -> String {
-    let out = admin_cmd(dir, args).output().unwrap();
+fn admin_in(dir: &Path, db: &str, args: &[&str]) -> String {
+    let out = admin_cmd(dir, db, args).output().unwrap();
     assert!(
         out.status.success(),
         "{args:?} failed: {}",
@@ -131,8 +154,8 @@ pub struct Server {
 }
 
 impl Server {
-    fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = admin_cmd(dir, &["serve", "--listen", "127.0.0.1:0"])
+    fn start(dir: &Path, db: &str, extra: &[&str]) -> Server {
+        let mut child = admin_cmd(dir, db, &["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
