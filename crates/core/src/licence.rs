@@ -18,7 +18,7 @@
 //!   tests against a local licence server; release builds ignore it. A build with no
 //!   vendor key runs in demo mode only.
 
-use callhelper_licence::time::{format_date, format_datetime, now};
+use callhelper_licence::time::{format_datetime, last_day, now};
 use callhelper_licence::{Client, KeyError, LicenceDir, Licensing, Machine, PublicKey, Trust};
 use callhelper_script::{Text, text};
 
@@ -178,13 +178,10 @@ pub fn describe(status: &Status) -> Text {
         ),
         Status::Active(l) => {
             let (w, seat, seats) = (who(&l.licence), l.seat, l.licence.seats);
-            let (until, lease) = (
-                format_date(l.licence.expires),
-                format_datetime(l.lease_until),
-            );
+            let (until, lease) = (last_day(l.licence.expires), format_datetime(l.lease_until));
             text!(
-                "Licensed to {w}: seat {seat} of {seats}, valid until {until}. Works offline until {lease}.";
-                "Лицензия: {w}, место {seat} из {seats}, действует до {until}. Без связи с сервером работает до {lease}."
+                "Licensed to {w}: seat {seat} of {seats}, valid through {until}. Works offline until {lease}.";
+                "Лицензия: {w}, место {seat} из {seats}, действует по {until} включительно. Без связи с сервером работает до {lease}."
             )
         }
         Status::Grace(l) => {
@@ -196,7 +193,7 @@ pub fn describe(status: &Status) -> Text {
             )
         }
         Status::Expired { licence } => {
-            let (w, until) = (who(licence), format_date(licence.expires));
+            let (w, until) = (who(licence), format_datetime(licence.expires));
             text!(
                 "The licence of {w} expired on {until}. Demo mode only; ask your vendor for a new key.";
                 "Срок лицензии {w} истёк {until}. Доступен только демо-режим; запросите новый ключ у поставщика."
@@ -280,7 +277,7 @@ fn key_error(e: &KeyError) -> Error {
             ),
         ),
         KeyError::Expired { expires } => {
-            let d = format_date(*expires);
+            let d = format_datetime(*expires);
             Error::new(
                 "licence.expired",
                 text!(

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callhelper_licence::LicenceId;
-use callhelper_licence::time::{DAY, format_date, format_datetime, now, parse_date};
+use callhelper_licence::time::{DAY, format_datetime, last_day, now, parse_date};
 use callhelper_licence_server::db::Store;
 use callhelper_licence_server::http::{self, Limits};
 use callhelper_licence_server::ratelimit::RateConfig;
@@ -227,7 +227,7 @@ fn with_store<S: Store>(store: S, cli: &Cli) -> Result<(), String> {
             if !json {
                 println!(
                     "{:<26}  {:>11}  {:<10}  {:<7}  CUSTOMER",
-                    "ID", "SEATS USED", "EXPIRES", "STATE"
+                    "ID", "SEATS USED", "VALID TO", "STATE"
                 );
             }
             for (r, used) in rows {
@@ -244,7 +244,7 @@ fn with_store<S: Store>(store: S, cli: &Cli) -> Result<(), String> {
                     println!("{line}");
                 } else {
                     let seats = format!("{used}/{}", r.seats);
-                    let expires = format_date(r.expires.max(0) as u64);
+                    let expires = last_day(r.expires.max(0) as u64);
                     println!(
                         "{:<26}  {seats:>11}  {expires:<10}  {state:<7}  {}",
                         r.id, r.customer

@@ -157,7 +157,7 @@ pub enum KeyError {
     #[error("the licence key's content is invalid: {0}")]
     Invalid(&'static str),
     /// The licence's term has ended.
-    #[error("the licence expired on {}", crate::time::format_date(*expires))]
+    #[error("the licence expired on {}", crate::time::format_datetime(*expires))]
     Expired {
         /// When it ended (Unix seconds).
         expires: u64,

@@ -19,6 +19,10 @@ use crate::time::DAY;
 /// back.
 pub const ROLLBACK_TOLERANCE: u64 = DAY;
 
+/// The clock record is rewritten only when time has moved on by this much (seconds), so
+/// asking the status often does not write to disk each time.
+pub const REMEMBER_STEP: u64 = 60;
+
 /// A licence in use on this computer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Licensed {
@@ -209,7 +213,11 @@ pub fn evaluate(stored: &Stored, machine: &MachineHash, now: u64) -> Evaluation 
         });
     }
     let remember = match stored.clock {
-        ClockRecord::Valid { highest_seen, .. } if now > highest_seen => Some(now.max(highest)),
+        ClockRecord::Valid { highest_seen, .. }
+            if now >= highest_seen.saturating_add(REMEMBER_STEP) =>
+        {
+            Some(now.max(highest))
+        }
         _ => None,
     };
     let decided = |s| Evaluation {

@@ -64,6 +64,12 @@ pub fn format_date(t: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The last day (`YYYY-MM-DD`, UTC) on which a term ending at `end` still runs: what
+/// "valid through" means to a person.
+pub fn last_day(end: u64) -> String {
+    format_date(end.saturating_sub(1))
+}
+
 /// `YYYY-MM-DD HH:MM UTC` of a time.
 pub fn format_datetime(t: u64) -> String {
     let secs = t % DAY;
