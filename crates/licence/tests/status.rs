@@ -121,6 +121,17 @@ fn highest_time_only_moves_forward() {
         evaluate(&s, w.machine.hash(), LEASE_AT + 4 * DAY + 1).remember,
         None
     );
+    // Small steps are not written (no disk write on every status question).
+    let step = callhelper_licence::status::REMEMBER_STEP;
+    let base = LEASE_AT + 5 * DAY;
+    assert_eq!(
+        evaluate(&s, w.machine.hash(), base + step - 1).remember,
+        None
+    );
+    assert_eq!(
+        evaluate(&s, w.machine.hash(), base + step).remember,
+        Some(base + step)
+    );
     // A broken record is never healed locally.
     let mut broken = stored(&w, 0);
     broken.clock = ClockRecord::Invalid;
