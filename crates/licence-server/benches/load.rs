@@ -2,7 +2,8 @@
 //! deactivate seats of one licence on the real server process over loopback.
 //!
 //! `cargo bench -p callhelper-licence-server --bench load` (environment: `LOAD_CLIENTS`,
-//! default 64; `LOAD_ROUNDS` per client, default 150; `LOAD_SEATS`, default 50). Prints
+//! default 64; `LOAD_ROUNDS` per client, default 150; `LOAD_SEATS`, default 50; under
+//! `cargo test` a small run: 12 clients, 20 rounds, 8 seats). Prints
 //! requests/s and latency percentiles, and checks, by sampling the server's database
 //! while the load runs and at the end, that the seats in use never exceed the licence's
 //! seat count and that no seat is held twice. Bounded: a fixed number of rounds and at
@@ -78,9 +79,12 @@ fn main() {
     {
         return;
     }
-    let clients = env_num("LOAD_CLIENTS", 64);
-    let rounds = env_num("LOAD_ROUNDS", 150);
-    let seats = env_num("LOAD_SEATS", 50);
+    // `cargo bench` runs the full load; `cargo test --all-targets` runs this binary
+    // without `--bench`, as a quick check that it still works.
+    let full = std::env::args().any(|a| a == "--bench");
+    let clients = env_num("LOAD_CLIENTS", if full { 64 } else { 12 });
+    let rounds = env_num("LOAD_ROUNDS", if full { 150 } else { 20 });
+    let seats = env_num("LOAD_SEATS", if full { 50 } else { 8 });
 
     let dir: PathBuf =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("licence-load-{}", std::process::id()));
