@@ -263,7 +263,7 @@ fn with_store<S: Store>(store: S, cli: &Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("no licence {id}"))?;
             if !json {
-                println!("licence {} ({} seats)", licence.id, licence.seats);
+                println!("licence {} (seats: {})", licence.id, licence.seats);
                 println!(
                     "{:>4}  {:<12}  {:<20}  {:<20}  {:<20}  STATE",
                     "SEAT", "MACHINE", "ACTIVATED", "RENEWED", "LEASE UNTIL"
