@@ -1,5 +1,5 @@
 //! The server's database, seen through two small traits so that the same service code
-//! runs on SQLite (the default, [`crate::sqlite`]) and PostgreSQL ([`crate::postgres`]).
+//! runs on SQLite (the default, [`crate::sqlite`]) and PostgreSQL (`postgres`, feature `postgres`).
 //!
 //! Schema (portable SQL; every integer is a `BIGINT`, times are Unix seconds):
 //! - `licence(id, customer, seats, features, issued, expires, key_digest, key_text,

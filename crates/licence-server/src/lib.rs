@@ -4,7 +4,7 @@
 //! - [`service`]: what the server does (activate/renew, deactivate, reclaim, issue,
 //!   revoke, list), over any [`db::Store`];
 //! - [`db`]: the store traits and the portable SQL; [`sqlite`] is the default backend,
-//!   and with the `postgres` feature [`postgres`] runs the same service on PostgreSQL;
+//!   and with the `postgres` feature `postgres` runs the same service on PostgreSQL;
 //! - [`http`]: routes, per-address rate limits, in-flight and time limits;
 //! - [`keyfile`]: the vendor's signing key on disk.
 //!
