@@ -21,11 +21,23 @@ struct Group {
     packages: &'static [&'static str],
 }
 
-const GROUPS: &[Group] = &[Group {
-    why: "C toolchain for crates that build C code",
-    purpose: Purpose::Run,
-    packages: &["build-essential", "pkg-config"],
-}];
+const GROUPS: &[Group] = &[
+    Group {
+        why: "C toolchain for crates that build C code",
+        purpose: Purpose::Run,
+        packages: &["build-essential", "pkg-config"],
+    },
+    Group {
+        why: "store: the database key in the OS keychain (Secret Service over D-Bus)",
+        purpose: Purpose::Run,
+        packages: &["libdbus-1-dev"],
+    },
+    Group {
+        why: "store tests: a private D-Bus session with an unlocked GNOME Keyring",
+        purpose: Purpose::Test,
+        packages: &["dbus", "dbus-x11", "gnome-keyring"],
+    },
+];
 
 fn installed(package: &str) -> bool {
     Command::new("dpkg-query")
