@@ -1,6 +1,7 @@
 //! SIP accounts: what the agent's provider or PBX gave them, and how registration went.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -168,6 +169,42 @@ pub enum RegistrationFailure {
     },
 }
 
+/// Notices a registration that stays in progress too long. liblinphone waits out the
+/// whole SIP transaction (32 s) before it calls a silent registrar a failure; the agent
+/// should hear sooner. Pure: states and times are passed in.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrationClock {
+    since: Option<Instant>,
+    reported: bool,
+}
+
+impl RegistrationClock {
+    /// A new state was reported at `now`.
+    pub fn observe(&mut self, state: &RegistrationState, now: Instant) {
+        if matches!(state, RegistrationState::Progress) {
+            if self.since.is_none() {
+                self.since = Some(now);
+                self.reported = false;
+            }
+        } else {
+            self.since = None;
+        }
+    }
+
+    /// Whether the registration has been in progress for `limit` by `now`; says so once
+    /// per attempt.
+    pub fn overdue(&mut self, now: Instant, limit: Duration) -> bool {
+        let late = self
+            .since
+            .is_some_and(|t| now.saturating_duration_since(t) >= limit);
+        if late && !self.reported {
+            self.reported = true;
+            return true;
+        }
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +252,24 @@ mod tests {
             r#"{"name":"x","username":"u","domain":"d","pasword":"typo"}"#,
         );
         assert!(err.unwrap_err().to_string().contains("pasword"));
+    }
+
+    #[test]
+    fn a_registration_stuck_in_progress_is_overdue_once() {
+        let t = Instant::now();
+        let limit = Duration::from_secs(10);
+        let mut c = RegistrationClock::default();
+        assert!(!c.overdue(t, limit));
+        c.observe(&RegistrationState::Progress, t);
+        // A refresh in between does not restart the clock.
+        c.observe(&RegistrationState::Progress, t + Duration::from_secs(5));
+        assert!(!c.overdue(t + Duration::from_secs(9), limit));
+        assert!(c.overdue(t + Duration::from_secs(10), limit));
+        assert!(!c.overdue(t + Duration::from_secs(11), limit));
+        c.observe(&RegistrationState::Ok, t + Duration::from_secs(12));
+        assert!(!c.overdue(t + Duration::from_secs(30), limit));
+        c.observe(&RegistrationState::Progress, t + Duration::from_secs(40));
+        assert!(c.overdue(t + Duration::from_secs(50), limit));
     }
 
     #[test]

@@ -5,4 +5,7 @@
 
 mod support;
 
+mod ours;
+mod registrar;
 mod sipp_peer;
+mod transfer;

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use callhelper_phone::{
-    Account, AudioIo, CallId, CallOptions, CallState, CallSummary, EndReason, Event, Hold,
-    RegistrationFailure, RegistrationState, Secret, Transport,
+    Account, AudioIo, CallId, CallOptions, CallState, CallSummary, DtmfMethod, EndReason, Event,
+    Hold, RegistrationFailure, RegistrationState, Secret, Transport,
 };
 
 use crate::support::audio::{check_tone, write_tone, write_ulaw_tone};
@@ -289,4 +289,23 @@ fn a_wrong_digest_is_refused_and_reported() {
         dialogue.contains("username=\"alice\"") && dialogue.contains("403 Wrong Digest"),
         "{dialogue}"
     );
+}
+
+#[test]
+fn dtmf_by_sip_info_is_what_sipp_receives() {
+    let Scene {
+        mut far,
+        mut me,
+        call,
+        ..
+    } = dial(Scratch::new("sipp-info"), "dtmf_info.xml", true);
+    me.wait_state(call, |s| *s == CallState::Connected, 5 * SEC);
+    me.phone
+        .send_dtmf(call, "5#", Some(DtmfMethod::SipInfo))
+        .unwrap();
+    // SIPp checks each INFO body in order; give the digits time to go out.
+    std::thread::sleep(SEC);
+    me.phone.hang_up(call).unwrap();
+    me.wait_state(call, is_ended, 5 * SEC);
+    far.expect_success(10 * SEC);
 }

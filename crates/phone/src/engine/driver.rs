@@ -18,7 +18,9 @@ use super::ffi::{self, OwnedAddress, b, cdir, cpath, cstr};
 use super::{
     AnswerOptions, AudioIo, CallOptions, Command, Decline, PhoneConfig, Port, Ports, Reply, Request,
 };
-use crate::account::Account;
+use crate::account::{
+    Account, RegistrationClock, RegistrationFailure, RegistrationState, Transport,
+};
 use crate::cadence::{self, Activity};
 use crate::call::{CallId, CallLeg, CallSignal, CallState, Direction};
 use crate::devices::{AudioDevice, DeviceRole, DeviceSelector, DeviceSwitch};
@@ -91,6 +93,7 @@ struct CallEntry {
 struct AccountEntry {
     name: String,
     ptr: *mut sys::LinphoneAccount,
+    clock: RegistrationClock,
 }
 
 struct Engine {
@@ -111,6 +114,7 @@ struct Engine {
     last_activity: Option<Instant>,
     media_grace: Duration,
     quality_every: Duration,
+    register_timeout: Duration,
 }
 
 fn port_value(p: Port) -> i32 {
@@ -231,6 +235,7 @@ impl Engine {
             last_activity: Some(now),
             media_grace: cfg.media_grace,
             quality_every: cfg.quality_every,
+            register_timeout: cfg.register_timeout,
         };
         engine.configure(cfg, &folder)?;
         for account in &cfg.accounts {
@@ -400,6 +405,7 @@ impl Engine {
         self.drain(now);
         self.send_due_dtmf(now);
         self.sample_calls(now);
+        self.check_registrations(now);
         if now >= self.next_network_check {
             self.next_network_check = now + NETWORK_EVERY;
             if let Some(change) = self
@@ -442,14 +448,15 @@ impl Engine {
                 reason,
                 sip_code,
             } => {
-                let Some(a) = self.accounts.iter().find(|a| a.ptr == account) else {
+                let Some(a) = self.accounts.iter_mut().find(|a| a.ptr == account) else {
                     return;
                 };
                 let state = classify::registration(state, reason, sip_code);
-                let sip_code = sip_code
-                    .filter(|_| !matches!(state, crate::account::RegistrationState::Progress));
+                a.clock.observe(&state, now);
+                let sip_code = sip_code.filter(|_| !matches!(state, RegistrationState::Progress));
+                let account = a.name.clone();
                 self.emit(Event::Registration {
-                    account: a.name.clone(),
+                    account,
                     state,
                     sip_code,
                 });
@@ -908,6 +915,25 @@ impl Engine {
         status(unsafe { op(e.ptr) }, what)
     }
 
+    fn check_registrations(&mut self, now: Instant) {
+        let limit = self.register_timeout;
+        let late: Vec<String> = self
+            .accounts
+            .iter_mut()
+            .filter_map(|a| a.clock.overdue(now, limit).then(|| a.name.clone()))
+            .collect();
+        for account in late {
+            let state = RegistrationState::Failed {
+                failure: RegistrationFailure::Timeout,
+            };
+            self.emit(Event::Registration {
+                account,
+                state,
+                sip_code: None,
+            });
+        }
+    }
+
     fn account_index(&self, name: &str) -> Result<usize, PhoneError> {
         self.accounts
             .iter()
@@ -1030,6 +1056,8 @@ impl Engine {
         if a.domain.trim().is_empty() {
             return Err(invalid("the domain is empty"));
         }
+        self.ensure_listening(a.transport)
+            .map_err(|_| invalid("cannot open a SIP socket for its transport"))?;
         let identity = OwnedAddress::parse(&a.identity())
             .ok_or_else(|| invalid("the identity is not a valid SIP address"))?;
         let server = OwnedAddress::parse(&a.server_uri())
@@ -1067,6 +1095,7 @@ impl Engine {
             self.accounts.push(AccountEntry {
                 name: a.name.clone(),
                 ptr: account,
+                clock: RegistrationClock::default(),
             });
             if sys::linphone_core_add_account(self.core, account) != 0 {
                 self.accounts.pop();
@@ -1076,6 +1105,38 @@ impl Engine {
             if self.accounts.len() == 1 {
                 sys::linphone_core_set_default_account(self.core, account);
             }
+        }
+        Ok(())
+    }
+
+    /// liblinphone needs a listening point of a transport to connect out over it: open
+    /// one on a random port if the phone was started without it.
+    fn ensure_listening(&mut self, transport: Transport) -> Result<(), PhoneError> {
+        let p = self.ports();
+        let mut ports = [p.udp, p.tcp, p.tls].map(|p| p.map_or(0, i32::from));
+        let slot = match transport {
+            Transport::Udp => 0,
+            Transport::Tcp => 1,
+            Transport::Tls => 2,
+        };
+        if ports[slot] != 0 {
+            return Ok(());
+        }
+        ports[slot] = -1;
+        // SAFETY: our core.
+        if unsafe { set_transports(self.core, ports) } != 0 {
+            return Err(PhoneError::Refused("open a SIP socket"));
+        }
+        let p = self.ports();
+        // SAFETY: our core; pin the picked port (see `configure`).
+        if unsafe {
+            set_transports(
+                self.core,
+                [p.udp, p.tcp, p.tls].map(|p| p.map_or(0, i32::from)),
+            )
+        } != 0
+        {
+            return Err(PhoneError::Refused("open a SIP socket"));
         }
         Ok(())
     }

@@ -115,6 +115,9 @@ pub struct PhoneConfig {
     pub media_grace: Duration,
     /// How often a connected call's quality is reported ([`Event::Quality`]).
     pub quality_every: Duration,
+    /// How long a registration may stay unanswered before it is reported as
+    /// [`crate::RegistrationFailure::Timeout`] (liblinphone keeps trying).
+    pub register_timeout: Duration,
     /// The `User-Agent` product name.
     pub user_agent: String,
     /// TLS settings.
@@ -137,6 +140,7 @@ impl PhoneConfig {
             dtmf: DtmfMethod::Rfc4733,
             media_grace: Duration::from_secs(3),
             quality_every: Duration::from_secs(5),
+            register_timeout: Duration::from_secs(15),
             user_agent: "CallHelper".into(),
             tls: Tls {
                 root_ca: None,

@@ -135,23 +135,48 @@ pub struct Stats {
     pub envelope_variation: f32,
 }
 
-pub fn analyse(path: &Path) -> Stats {
+/// A recording without its first half second (call set-up), and up to three seconds of
+/// it decimated to about 8 kHz for frequency scans.
+struct Excerpt {
+    rate: u32,
+    seconds: f32,
+    body: Vec<f32>,
+    low: Vec<f32>,
+    low_rate: f32,
+}
+
+fn excerpt(path: &Path) -> Excerpt {
     let (rate, all) = read_wav(path);
-    let skip = (rate as usize / 2).min(all.len());
-    let x = &all[skip..];
-    let rms = (x.iter().map(|s| s * s).sum::<f32>() / x.len().max(1) as f32).sqrt();
-    // Decimate to about 8 kHz for the frequency scan.
+    let body = all[(rate as usize / 2).min(all.len())..].to_vec();
     let k = (rate / 8000).max(1) as usize;
-    let low: Vec<f32> = x
+    let low_rate = rate as f32 / k as f32;
+    let mut low: Vec<f32> = body
         .chunks(k)
         .map(|c| c.iter().sum::<f32>() / c.len() as f32)
         .collect();
-    let low_rate = rate as f32 / k as f32;
-    let window = &low[..low.len().min((low_rate * 3.0) as usize)];
+    low.truncate((low_rate * 3.0) as usize);
+    Excerpt {
+        rate,
+        seconds: all.len() as f32 / rate as f32,
+        body,
+        low,
+        low_rate,
+    }
+}
+
+pub fn analyse(path: &Path) -> Stats {
+    let Excerpt {
+        rate,
+        seconds,
+        body: x,
+        low: window,
+        low_rate,
+    } = excerpt(path);
+    let rms = (x.iter().map(|s| s * s).sum::<f32>() / x.len().max(1) as f32).sqrt();
     let mut best = (0.0f32, 0.0f32);
     let mut f = 60.0;
     while f <= 3500.0 {
-        let p = goertzel(window, low_rate, f);
+        let p = goertzel(&window, low_rate, f);
         if p > best.1 {
             best = (f, p);
         }
@@ -171,7 +196,7 @@ pub fn analyse(path: &Path) -> Stats {
         var.sqrt() / mean
     };
     Stats {
-        seconds: all.len() as f32 / rate as f32,
+        seconds,
         rms,
         dominant_hz: best.0,
         envelope_variation,
@@ -247,4 +272,27 @@ fn ulaw_encoding_matches_g711() {
     assert_eq!(ulaw(-1), 0x7f);
     assert_eq!(ulaw(32767), 0x80);
     assert_eq!(ulaw(-32768), 0x00);
+}
+
+/// Every one of `tones` is clearly present (a mixed recording of both directions): each
+/// stands 20 dB above the spectrum 150 Hz away.
+pub fn check_tones_present(path: &Path, tones: &[f32]) -> Result<(), String> {
+    let Excerpt {
+        low: window,
+        low_rate,
+        ..
+    } = excerpt(path);
+    let energy: f32 = window.iter().map(|s| s * s).sum::<f32>() / window.len().max(1) as f32;
+    for &f in tones {
+        let on = goertzel(&window, low_rate, f);
+        let off = goertzel(&window, low_rate, f + 150.0);
+        if energy.sqrt() < 0.02 || on < 100.0 * off.max(1e-9) {
+            return Err(format!(
+                "{}: no clear {f} Hz component (power {on:.3e} vs {off:.3e} beside it, RMS {:.4})",
+                path.display(),
+                energy.sqrt()
+            ));
+        }
+    }
+    Ok(())
 }

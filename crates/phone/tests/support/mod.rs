@@ -5,6 +5,7 @@
 
 pub mod audio;
 pub mod peer;
+pub mod sip_peers;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -180,6 +181,20 @@ impl Party {
             Event::CallState { call: c, state } if *c == call && want(state) => Some(*state),
             _ => None,
         })
+    }
+
+    /// Like [`Party::wait_state`], but a state already reported counts too.
+    pub fn reached(
+        &mut self,
+        call: CallId,
+        want: impl Fn(&CallState) -> bool,
+        timeout: Duration,
+    ) -> CallState {
+        let seen = self.seen.iter().find_map(|e| match e {
+            Event::CallState { call: c, state } if *c == call && want(state) => Some(*state),
+            _ => None,
+        });
+        seen.unwrap_or_else(|| self.wait_state(call, want, timeout))
     }
 
     /// Wait for an incoming call and return its id.

@@ -1,0 +1,243 @@
+//! Kamailio (a real registrar and proxy with digest auth) and baresip (an independent SIP
+//! client that registers there, answers, plays a WAV and records what it hears).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use callhelper_phone::{Account, Secret, Transport};
+
+use super::peer::Peer;
+use super::{Scratch, free_port, require, wait_bound};
+
+/// The SIP domain the registrar serves.
+pub const DOMAIN: &str = "callhelper.test";
+
+pub struct Registrar {
+    pub peer: Peer,
+    pub port: u16,
+    pub tls_port: Option<u16>,
+    /// The certificate authority to trust for TLS (the server's self-signed certificate).
+    pub ca: Option<PathBuf>,
+}
+
+/// Start Kamailio on 127.0.0.1 with these `(user, password)` pairs (plus TLS if asked).
+pub fn kamailio(dir: &Scratch, users: &[(&str, &str)], tls: bool) -> Registrar {
+    let bin = require("kamailio", "kamailio");
+    let port = free_port();
+    let template = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/kamailio.cfg"),
+    )
+    .expect("read kamailio.cfg");
+    let users: String = users
+        .iter()
+        .map(|(u, p)| {
+            format!("    if ($fU == \"{u}\") {{\n        $var(pass) = \"{p}\";\n    }}\n")
+        })
+        .collect();
+    let mut cfg = template
+        .replace("SIP_PORT", &port.to_string())
+        .replace("USERS\n", &users);
+    let mut tls_port = None;
+    let mut ca = None;
+    let mut cmd = Command::new(bin);
+    if tls {
+        let modules = Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so");
+        assert!(
+            modules.is_file(),
+            "Kamailio's TLS module is missing: install the Debian package `kamailio-tls-modules`"
+        );
+        let (cert, key) = self_signed(dir);
+        let tls_cfg = dir.join("tls.cfg");
+        std::fs::write(
+            &tls_cfg,
+            format!(
+                "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n\
+                 private_key = {}\ncertificate = {}\n",
+                key.display(),
+                cert.display()
+            ),
+        )
+        .unwrap();
+        let p = free_port();
+        cfg = cfg
+            .replace("TLS_PORT", &p.to_string())
+            .replace("TLS_CONFIG", &tls_cfg.to_string_lossy());
+        cmd.args(["-A", "WITH_TLS"]);
+        tls_port = Some(p);
+        ca = Some(cert);
+    }
+    let cfg_path = dir.join("kamailio.cfg");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let run = dir.join("kamailio-run");
+    std::fs::create_dir_all(&run).unwrap();
+    cmd.arg("-f")
+        .arg(&cfg_path)
+        .args(["-DD", "-E", "-Y"])
+        .arg(&run)
+        .arg("-w")
+        .arg(dir.path());
+    let mut peer = Peer::spawn("kamailio", cmd, dir.path());
+    wait_bound(&mut peer, port);
+    Registrar {
+        peer,
+        port,
+        tls_port,
+        ca,
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1, made with openssl.
+fn self_signed(dir: &Scratch) -> (PathBuf, PathBuf) {
+    let openssl = require("openssl", "openssl");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:127.0.0.1,IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+impl Registrar {
+    /// Its `host:port` for a transport.
+    pub fn addr(&self, transport: Transport) -> String {
+        match transport {
+            Transport::Tls => format!(
+                "127.0.0.1:{}",
+                self.tls_port.expect("registrar started with TLS")
+            ),
+            _ => format!("127.0.0.1:{}", self.port),
+        }
+    }
+}
+
+/// An account of ours at the registrar `addr` (`host:port`).
+pub fn account(
+    addr: &str,
+    name: &str,
+    user: &str,
+    password: &str,
+    transport: Transport,
+) -> Account {
+    Account {
+        name: name.into(),
+        username: user.into(),
+        domain: DOMAIN.into(),
+        password: Secret::new(password),
+        auth_username: None,
+        realm: None,
+        registrar: Some(addr.into()),
+        transport,
+        display_name: Some("Test Agent".into()),
+        expires: 60,
+        register: true,
+    }
+}
+
+pub struct Baresip {
+    pub peer: Peer,
+    /// Where its `sndfile` module writes what it sends (`*-enc.wav`) and hears (`*-dec.wav`).
+    pub recordings: PathBuf,
+    ctrl: u16,
+}
+
+/// Start baresip registered as `user` at the registrar; it answers every call itself,
+/// plays `play` (a WAV) into it and records both directions.
+pub fn baresip(dir: &Scratch, reg: &Registrar, user: &str, password: &str, play: &Path) -> Baresip {
+    let bin = require("baresip", "baresip");
+    let home = dir.join("baresip");
+    let recordings = dir.join("baresip-recordings");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&recordings).unwrap();
+    let (sip, ctrl) = (free_port(), free_port());
+    // No sound card: ALSA's "null" device takes what baresip would play.
+    let config = format!(
+        "poll_method epoll\nsip_listen 127.0.0.1:{sip}\naudio_player alsa,null\naudio_alert alsa,null\n\
+         audio_source aufile,{play}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule alsa.so\n\
+         module aufile.so\nmodule sndfile.so\nmodule_tmp account.so\nmodule_app ctrl_tcp.so\n\
+         ctrl_tcp_listen 127.0.0.1:{ctrl}\nsnd_path {rec}\n",
+        play = play.display(),
+        rec = recordings.display()
+    );
+    std::fs::write(home.join("config"), config).unwrap();
+    std::fs::write(
+        home.join("accounts"),
+        format!(
+            "<sip:{user}@{DOMAIN};transport=udp>;auth_pass={password};outbound=\"sip:127.0.0.1:{};transport=udp\";\
+             regint=60;answermode=auto;audio_codecs=pcmu\n",
+            reg.port
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg("-f").arg(&home).args(["-v", "-n", "127.0.0.1"]);
+    let mut peer = Peer::spawn("baresip", cmd, dir.path());
+    peer.wait_output("200 OK", Duration::from_secs(10));
+    Baresip {
+        peer,
+        recordings,
+        ctrl,
+    }
+}
+
+impl Baresip {
+    /// Send one command to its `ctrl_tcp` interface (a JSON netstring).
+    pub fn command(&self, command: &str, params: &str) {
+        let body = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t\"}}");
+        let mut s =
+            TcpStream::connect(("127.0.0.1", self.ctrl)).expect("connect to baresip ctrl_tcp");
+        s.write_all(format!("{}:{},", body.len(), body).as_bytes())
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf);
+    }
+
+    /// The recording of what baresip heard (`*-dec.wav`), once it exists.
+    pub fn heard(&self) -> PathBuf {
+        self.recording("dec")
+    }
+
+    fn recording(&self, kind: &str) -> PathBuf {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let found = std::fs::read_dir(&self.recordings)
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.to_string_lossy().ends_with(&format!("-{kind}.wav")));
+            if let Some(p) = found {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "baresip wrote no *-{kind}.wav in {}",
+            self.recordings.display()
+        );
+    }
+}
