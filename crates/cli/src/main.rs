@@ -10,6 +10,7 @@ use callhelper_core::paths::DataDir;
 use callhelper_core::script::Lang;
 use clap::{Parser, Subcommand};
 
+mod crm;
 mod data;
 mod licence;
 mod script;
@@ -39,6 +40,9 @@ enum Command {
     Licence(licence::LicenceCommand),
     /// The collected database: export, import, personal-data requests, users, status.
     Data(data::DataCommand),
+    /// CRM sync: connect, status, retry, deliver now, fields and mapping, click-to-call.
+    #[command(subcommand)]
+    Crm(crm::CrmCommand),
 }
 
 /// What every subcommand gets: the language and the data folder.
@@ -77,5 +81,6 @@ fn main() -> ExitCode {
         Command::Script(cmd) => script::run(cmd, &ctx),
         Command::Licence(cmd) => licence::run(cmd, &ctx),
         Command::Data(cmd) => data::run(cmd, &ctx),
+        Command::Crm(cmd) => crm::run(cmd, &ctx),
     }
 }

@@ -374,7 +374,7 @@ impl Amo {
                     refreshed = true;
                     self.token(true)?;
                 }
-                401 | 402 | 403 => {
+                401..=403 => {
                     return Err(CrmError::Unauthorized {
                         crm: CRM,
                         message: problem_text(&a),

@@ -22,7 +22,7 @@ enum Line {
     Enqueue {
         id: u64,
         at: Timestamp,
-        job: SyncJob,
+        job: Box<SyncJob>,
     },
     Progress {
         id: u64,
@@ -133,7 +133,7 @@ impl JournalOutbox {
                 self.items.insert(
                     id,
                     Entry {
-                        job,
+                        job: *job,
                         queued_at: at,
                         progress: Progress::default(),
                         failures: 0,
@@ -194,7 +194,11 @@ impl JournalOutbox {
     /// Queue a job (the store does this in the transaction that saves the run).
     pub fn enqueue(&mut self, job: SyncJob, at: Timestamp) -> Result<ItemId, CrmError> {
         let id = self.next_id;
-        self.write(Line::Enqueue { id, at, job })?;
+        self.write(Line::Enqueue {
+            id,
+            at,
+            job: Box::new(job),
+        })?;
         Ok(ItemId(id))
     }
 

@@ -198,19 +198,18 @@ impl Adapter for Webhook {
     }
 
     fn deliver(&mut self, items: &mut [Delivery], cp: &mut dyn Checkpoint) -> Result<(), CrmError> {
-        for i in 0..items.len() {
-            if !items[i].open() || items[i].progress.done(Stage::Post) {
+        for d in items.iter_mut() {
+            if !d.open() || d.progress.done(Stage::Post) {
                 continue;
             }
-            let body =
-                serde_json::to_vec(&self.payload(&items[i])).map_err(|e| CrmError::Malformed {
-                    crm: CRM,
-                    detail: e.to_string(),
-                })?;
-            let id = items[i].job.run_id.0.clone();
+            let body = serde_json::to_vec(&self.payload(d)).map_err(|e| CrmError::Malformed {
+                crm: CRM,
+                detail: e.to_string(),
+            })?;
+            let id = d.job.run_id.0.clone();
             let a = self.post(&body, &id)?;
             match a.status {
-                200..=299 => items[i].progress.mark_done(Stage::Post, None),
+                200..=299 => d.progress.mark_done(Stage::Post, None),
                 401 | 403 => {
                     return Err(CrmError::Unauthorized {
                         crm: CRM,
@@ -230,7 +229,7 @@ impl Adapter for Webhook {
                         message: a.snippet(),
                     });
                 }
-                s => items[i].reject(CRM, format!("HTTP {s}: {}", a.snippet())),
+                s => d.reject(CRM, format!("HTTP {s}: {}", a.snippet())),
             }
         }
         cp.save(items)?;

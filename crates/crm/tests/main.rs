@@ -3,6 +3,7 @@
 
 mod amo;
 mod bitrix;
+mod dial;
 mod pace;
 mod soak;
 mod support;
