@@ -762,3 +762,159 @@ pub fn dial_token(dir: &DataDir) -> Result<Secret, Error> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The whole path: a run stored with the planner registered queues its work in the
+    //! store's outbox; `sync` delivers it to a local webhook receiver; blocked people wait,
+    //! destroyed people's work is gone, a refusal stays queued with the CRM's words until
+    //! "retry now".
+
+    use std::sync::Arc;
+
+    use callhelper_crm_fakes::{WebhookConfig, WebhookServer};
+    use callhelper_script::{AnswerRef, Context, Dialect, Program, Run, Timestamp, load_str};
+    use callhelper_store::contacts::{ContactId, NewContact};
+    use callhelper_store::runs::NewRun;
+    use callhelper_store::{DbKey, Pii, Session, Store, Unlock};
+
+    use super::*;
+
+    const SCRIPT: &str = r#"
+format: callhelper-script/1
+id: short
+name: Short
+version: 1
+locale: en
+start: greet
+steps:
+  - id: greet
+    say: "Hello!"
+    answers:
+      - { label: Yes, key: "1", next: won }
+  - { id: won, outcome: success }
+"#;
+
+    fn run_for(store: &Store, s: &Session, contact: ContactId, at: i64) -> i64 {
+        let program =
+            Arc::new(Program::new(load_str(SCRIPT, Dialect::Yaml).script.unwrap()).unwrap());
+        let (mut run, events) = Run::start(program.clone(), Context::default(), Timestamp(at));
+        let id = store
+            .start_run(
+                s,
+                &NewRun {
+                    program: &program,
+                    contact: Some(contact),
+                    call: None,
+                    context: run.context(),
+                    events: &events,
+                },
+            )
+            .unwrap();
+        let ev = run
+            .choose(AnswerRef::Key("1"), Timestamp(at + 1000))
+            .unwrap();
+        assert!(run.is_finished());
+        store.finish_run(s, id, &ev, &run.record()).unwrap();
+        id.0
+    }
+
+    fn person(store: &Store, s: &Session, phone: &str) -> ContactId {
+        store
+            .add_contact(
+                s,
+                &NewContact {
+                    phone: Pii::new(phone.into()),
+                    name: Pii::new("Client".into()),
+                    email: Pii::default(),
+                    extra: Pii::default(),
+                },
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn stored_runs_reach_the_crm_once_and_blocking_destruction_and_refusals_hold() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::at(tmp.path());
+        let key = Unlock::Key(DbKey::from_hex(&"ab".repeat(32)).unwrap());
+        let store = Store::open(&tmp.path().join("callhelper.db"), &key).unwrap();
+        store.set_crm_planner(Arc::new(Planner::new(CrmKind::Webhook)));
+        let s = store.create_first_admin("admin", "admin-password").unwrap();
+        let server = WebhookServer::start(WebhookConfig::default()).unwrap();
+        let conn = Connection::new(CrmKind::Webhook, server.url());
+        connect(
+            &dir,
+            &conn,
+            Secret::new(WebhookConfig::default().secret),
+            None,
+        )
+        .unwrap();
+
+        let (a, b, c) = (
+            person(&store, &s, "+79161112233"),
+            person(&store, &s, "+79162223344"),
+            person(&store, &s, "+79163334455"),
+        );
+        let ra = run_for(&store, &s, a, 1_770_000_000_000);
+        let rb = run_for(&store, &s, b, 1_770_000_100_000);
+        run_for(&store, &s, c, 1_770_000_200_000);
+        store.block(&s, b).unwrap();
+        store.destroy_person(&s, c).unwrap();
+        let st = status(&dir, &store, &s, 10).unwrap();
+        assert_eq!(
+            (st.queued, st.sent),
+            (2, 0),
+            "the destroyed person's work is gone"
+        );
+
+        let t = sync(&dir, &store).unwrap();
+        assert_eq!(t.sent, 1);
+        let kept = server.fake.deliveries();
+        assert_eq!(
+            kept.keys().cloned().collect::<Vec<_>>(),
+            [format!("ch-run-{ra}")],
+            "blocked people are not sent"
+        );
+        assert_eq!(
+            kept[&format!("ch-run-{ra}")]["contact"]["phone"],
+            "+79161112233"
+        );
+
+        store.unblock(&s, b).unwrap();
+        server.fake.reject_all(Some((422, "contact is archived")));
+        let t = sync(&dir, &store).unwrap();
+        assert_eq!((t.sent, t.failed), (0, 1));
+        let st = status(&dir, &store, &s, 10).unwrap();
+        let failed = st
+            .items
+            .iter()
+            .find(|i| i.attempts == 1 && i.state == OutboxState::Queued)
+            .unwrap();
+        let msg = failed.last_error.clone().unwrap();
+        assert!(
+            msg.en.contains("contact is archived") && msg.ru.contains("не приняла"),
+            "{msg:?}"
+        );
+
+        server.fake.reject_all(None);
+        assert_eq!(retry(&store, &s, None).unwrap(), 1);
+        let t = sync(&dir, &store).unwrap();
+        assert_eq!(t.sent, 1);
+        assert!(
+            server
+                .fake
+                .deliveries()
+                .contains_key(&format!("ch-run-{rb}"))
+        );
+        assert_eq!(status(&dir, &store, &s, 10).unwrap().sent, 2);
+        assert_eq!(
+            server
+                .fake
+                .stats
+                .duplicates
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+}
