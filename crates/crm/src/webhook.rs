@@ -245,10 +245,25 @@ impl Adapter for Webhook {
     fn check(&mut self) -> Result<AccountInfo, CrmError> {
         let body = serde_json::json!({"schema": SCHEMA_ID, "event": "ping"}).to_string();
         let a = self.post(body.as_bytes(), "ping")?;
-        if a.status >= 500 || a.status == 401 || a.status == 403 {
-            return Err(CrmError::Rejected {
+        if a.status == 401 || a.status == 403 {
+            return Err(CrmError::Unauthorized {
                 crm: CRM,
                 message: format!("HTTP {}: {}", a.status, a.snippet()),
+            });
+        }
+        if a.status >= 500 {
+            return Err(CrmError::ServerError {
+                crm: CRM,
+                status: a.status,
+                message: a.snippet(),
+            });
+        }
+        if a.status == 404 || a.status == 405 {
+            let status = a.status;
+            return Err(CrmError::Settings {
+                message: callhelper_script::text!(
+                    "the webhook URL answers HTTP {status}: check the address";
+                    "адрес вебхука отвечает HTTP {status}: проверьте адрес"),
             });
         }
         Ok(AccountInfo {

@@ -340,3 +340,33 @@ fn a_value_the_crm_refuses_fails_with_its_words_and_stays_queued() {
     );
     assert!(item.next_attempt.is_some());
 }
+
+#[test]
+fn connecting_with_an_authorisation_code_stores_tokens_and_a_spent_code_is_refused() {
+    let server = fake(FaultPlan::default());
+    let cfg = AmoConfig::default();
+    let auth = || AmoAuth::OAuth {
+        client_id: cfg.client_id.clone(),
+        client_secret: Secret::new(cfg.client_secret.clone()),
+        redirect_uri: cfg.redirect_uri.clone(),
+        tokens: Box::new(callhelper_crm::oauth::FileTokenStore::new(
+            temp_dir("amo-code").join("tokens.json"),
+        )),
+    };
+    let mut amo = Amo::new(settings(&server.url()), auth(), clock(), 7);
+    let e = amo.check().unwrap_err();
+    assert_eq!(e.code(), "crm.unauthorized", "not connected yet");
+    amo.authorize(&Secret::new(cfg.auth_code.clone())).unwrap();
+    assert_eq!(amo.check().unwrap().name, "CallHelper test");
+    let mut again = Amo::new(settings(&server.url()), auth(), clock(), 8);
+    let e = again
+        .authorize(&Secret::new(cfg.auth_code.clone()))
+        .unwrap_err();
+    assert!(
+        e.message()
+            .en
+            .contains("Authorization code has been revoked"),
+        "{}",
+        e.message().en
+    );
+}

@@ -224,3 +224,68 @@ fn a_wrong_webhook_key_is_an_error_to_act_on() {
     // The key never shows in errors.
     assert!(!format!("{e:?} {e}").contains("zzzz"));
 }
+
+#[test]
+fn oauth_tokens_rotate_and_a_used_refresh_token_asks_to_reconnect() {
+    use callhelper_crm::oauth::{FileTokenStore, OAuthTokens, TokenStore};
+    let server = fake(FaultPlan::default());
+    let (access, refresh) = server.fake.issue_tokens();
+    server.fake.expire_access_tokens();
+    let old = OAuthTokens {
+        access: Secret::new(access),
+        refresh: Secret::new(refresh.clone()),
+        expires_at: Timestamp(i64::MAX / 2),
+    };
+    let dir = temp_dir("b24-oauth");
+    let path = dir.join("tokens.json");
+    FileTokenStore::new(&path).save(&old).unwrap();
+    let cfg = BitrixConfig::default();
+    let auth = |store: FileTokenStore| BitrixAuth::OAuth {
+        portal_url: server.url(),
+        oauth_url: server.url(),
+        client_id: cfg.client_id.clone(),
+        client_secret: Secret::new(cfg.client_secret.clone()),
+        tokens: Box::new(store),
+    };
+    // The portal says the token expired: renew, store the new pair, go on.
+    let mut b = Bitrix::new(settings(), auth(FileTokenStore::new(&path)), clock(), 1);
+    assert_eq!(b.check().unwrap().name, "Test Agent");
+    assert_eq!(server.fake.stats.refreshes.load(Ordering::Relaxed), 1);
+    let stored = FileTokenStore::new(&path).load().unwrap().unwrap();
+    assert_ne!(
+        stored.refresh.expose(),
+        refresh,
+        "the rotated refresh token was stored"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // Another copy still holding the old pair: the portal refuses the used token.
+    server.fake.expire_access_tokens();
+    let stale_path = dir.join("stale.json");
+    FileTokenStore::new(&stale_path).save(&old).unwrap();
+    let mut stale = Bitrix::new(
+        settings(),
+        auth(FileTokenStore::new(&stale_path)),
+        clock(),
+        2,
+    );
+    let e = stale.check().unwrap_err();
+    assert_eq!(e.code(), "crm.unauthorized");
+    assert!(
+        e.message().en.contains("invalid_grant") && e.message().en.contains("Reconnect Bitrix24")
+    );
+    assert_eq!(
+        server
+            .fake
+            .stats
+            .reused_refresh_tokens
+            .load(Ordering::Relaxed),
+        1
+    );
+}

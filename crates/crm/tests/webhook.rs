@@ -106,3 +106,37 @@ fn the_published_json_schema_matches_the_types() {
         assert!(generated.contains(&format!("\"{key}\"")), "{key} missing");
     }
 }
+
+#[test]
+fn connecting_with_a_wrong_secret_or_url_says_what_to_fix() {
+    use callhelper_crm::Adapter;
+    let server = WebhookServer::start(WebhookConfig::default()).unwrap();
+    let mut w = Webhook::new(settings(&server.url(), "wrong"), clock(), 1);
+    let e = w.check().unwrap_err();
+    assert_eq!(e.code(), "crm.unauthorized");
+    assert!(
+        e.message().en.contains("Reconnect webhook"),
+        "{}",
+        e.message().en
+    );
+    let mut w = Webhook::new(
+        settings(
+            &server.url().replace("/hook", "/nope"),
+            &WebhookConfig::default().secret,
+        ),
+        clock(),
+        1,
+    );
+    let e = w.check().unwrap_err();
+    assert_eq!(e.code(), "crm.settings");
+    assert!(e.message().en.contains("check the address"));
+    let mut w = Webhook::new(
+        settings(&server.url(), &WebhookConfig::default().secret),
+        clock(),
+        1,
+    );
+    assert_eq!(
+        w.check().unwrap().name,
+        format!("{}/…", server.url().trim_end_matches("/hook"))
+    );
+}
