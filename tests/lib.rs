@@ -1,1 +1,2 @@
-//! Helpers shared by the end-to-end tests.
+//! Cross-crate and end-to-end tests of CallHelper live in `e2e/`, one module an area.
+//! This library holds nothing; the package exists for its test binary.

@@ -349,9 +349,9 @@ fn show(view: &StepView, lang: Lang, out: &mut impl Write) {
 }
 
 const HELP_EN: &str = "Type an answer's key, an objection's key (F1…), field=value, < (back), \
-> (continue), !unforeseen TEXT, !note TEXT, !end [REASON] [OUTCOME], ? (help), q (quit).";
+> or Enter (continue), !unforeseen TEXT, !note TEXT, !end [REASON] [OUTCOME], ? (help), q (quit).";
 const HELP_RU: &str = "Введите клавишу ответа, клавишу возражения (F1…), поле=значение, < (назад), \
-> (далее), !unforeseen ТЕКСТ (непредусмотренный ответ), !note ТЕКСТ (заметка), \
+> или Enter (далее), !unforeseen ТЕКСТ (непредусмотренный ответ), !note ТЕКСТ (заметка), \
 !end [ПРИЧИНА] [ИСХОД], ? (помощь), q (выход).";
 
 fn run_interactive(
@@ -407,6 +407,13 @@ fn run_interactive(
         };
         let line = line.trim();
         match line {
+            // Enter continues from a step without answers, as in the desktop app.
+            "" if run.view(lang).can_continue => {
+                if let Err(e) = scripts::apply(&mut run, &Action::Continue, clock.now()) {
+                    let _ = writeln!(out, "  ! {}", e.message().get(lang));
+                }
+                continue;
+            }
             "" => continue,
             "?" => {
                 let _ = writeln!(out, "{}", tr(lang, HELP_EN, HELP_RU));

@@ -3,7 +3,9 @@
 //! Runs on a loaded [`Script`] (with its [`Source`] for exact positions inside strings,
 //! when there is one). The rules are listed in [`Rule`] and in `docs/script-format.md`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::diag::{Diagnostic, Rule};
 use crate::expr::{self, Namespace, VarType};
@@ -22,12 +24,29 @@ pub fn lint(script: &Script, source: Option<&Source>) -> Vec<Diagnostic> {
         script,
         source,
         diags: Vec::new(),
-        ids: HashMap::new(),
-        used_fields: HashSet::new(),
+        ids: HashMap::default(),
+        used_fields: HashSet::default(),
+        fields: script
+            .fields
+            .iter()
+            .rev()
+            .map(|f| (f.id.as_str(), f))
+            .collect(),
     };
     l.run();
     l.diags.sort_by_key(|d| (d.line, d.column));
     l.diags
+}
+
+/// Where a value was read: resolved only when a finding needs it (looking positions up
+/// eagerly cost more than the checks themselves on large scripts).
+#[derive(Clone, Copy)]
+struct At<'s>(&'s SrcMap, &'s str);
+
+impl At<'_> {
+    fn loc(self) -> Loc {
+        self.0.get(self.1)
+    }
 }
 
 struct Linter<'a> {
@@ -37,6 +56,8 @@ struct Linter<'a> {
     /// Step id → where it lives (first occurrence).
     ids: HashMap<&'a str, StepRef>,
     used_fields: HashSet<&'a str>,
+    /// Field id → the first field with that id.
+    fields: HashMap<&'a str, &'a Field>,
 }
 
 /// A special category of personal data (policy §3.3) and words that ask for it.
@@ -175,6 +196,10 @@ fn id_ok(id: &str, dots: bool) -> bool {
 }
 
 impl<'a> Linter<'a> {
+    fn field(&self, id: &str) -> Option<&'a Field> {
+        self.fields.get(id).copied()
+    }
+
     fn pos(&self, loc: Loc, needle: &str) -> Pos {
         match self.source {
             Some(src) => src.locate(&loc, needle),
@@ -242,7 +267,7 @@ impl<'a> Linter<'a> {
     }
 
     fn fields(&mut self) {
-        let mut seen: HashSet<&str> = HashSet::new();
+        let mut seen: HashSet<&str> = HashSet::default();
         for f in &self.script.fields {
             let id = f.id.as_str();
             if !id.is_empty() && !id_ok(id, false) {
@@ -269,7 +294,7 @@ impl<'a> Linter<'a> {
                         text!("a {kind} field needs `options`"; "полю типа {kind} нужны `options`"),
                     );
                 }
-                let mut values = HashSet::new();
+                let mut values = HashSet::default();
                 for o in &f.options {
                     if !values.insert(o.value()) {
                         let v = o.value();
@@ -408,7 +433,7 @@ impl<'a> Linter<'a> {
     }
 
     fn outcomes(&mut self) {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         for o in &self.script.outcomes {
             let id = o.id.as_str();
             if !id_ok(id, false) {
@@ -437,8 +462,8 @@ impl<'a> Linter<'a> {
     }
 
     fn objections(&mut self) {
-        let mut ids = HashSet::new();
-        let mut keys: HashMap<String, &str> = HashMap::new();
+        let mut ids = HashSet::default();
+        let mut keys: HashMap<String, &str> = HashMap::default();
         for o in &self.script.objections {
             let id = o.id.as_str();
             if !id_ok(id, true) {
@@ -516,10 +541,10 @@ impl<'a> Linter<'a> {
         }
     }
 
-    fn placeholders(&mut self, text: &'a str, loc: Loc) {
+    fn placeholders(&mut self, text: &'a str, at: At<'_>) {
         match template::parse(text) {
             Err(e) => {
-                let pos = self.pos(loc, &e.token);
+                let pos = self.pos(at.loc(), &e.token);
                 self.error_at(pos, Rule::UnknownPlaceholder, e.message);
             }
             Ok(pieces) => {
@@ -529,7 +554,7 @@ impl<'a> Linter<'a> {
                         self.used_fields.insert(p.name);
                     }
                     if self.lookup_var(p.ns, p.name).is_none() {
-                        let pos = self.pos(loc, p.raw);
+                        let pos = self.pos(at.loc(), p.raw);
                         let raw = p.raw;
                         let message = match p.ns {
                             Namespace::Fields => text!(
@@ -549,10 +574,10 @@ impl<'a> Linter<'a> {
         }
     }
 
-    fn target(&mut self, from: StepRef, target: &str, loc: Loc) {
+    fn target(&mut self, from: StepRef, target: &str, at: At<'_>) {
         if target == RETURN {
             if from.objection.is_none() {
-                let pos = self.pos(loc, target);
+                let pos = self.pos(at.loc(), target);
                 self.error_at(
                     pos,
                     Rule::MissingTarget,
@@ -566,7 +591,7 @@ impl<'a> Linter<'a> {
         }
         match self.ids.get(target).copied() {
             None => {
-                let pos = self.pos(loc, target);
+                let pos = self.pos(at.loc(), target);
                 let hint = closest(target, self.ids.keys().copied());
                 self.error_at(
                     pos,
@@ -579,7 +604,7 @@ impl<'a> Linter<'a> {
                 );
             }
             Some(to) if to.objection.is_some() && to.objection != from.objection => {
-                let pos = self.pos(loc, target);
+                let pos = self.pos(at.loc(), target);
                 let o = &self.script.objections[to.objection.unwrap_or_default()].id;
                 self.error_at(
                     pos,
@@ -592,19 +617,19 @@ impl<'a> Linter<'a> {
         }
     }
 
-    fn next(&mut self, from: StepRef, next: &'a Next, loc: Loc) {
+    fn next(&mut self, from: StepRef, next: &'a Next, at: At<'_>) {
         match next {
-            Next::Goto(t) => self.target(from, t, loc),
+            Next::Goto(t) => self.target(from, t, at),
             Next::Branches(branches) => {
                 if branches.is_empty() {
                     self.error(
-                        loc,
+                        at.loc(),
                         Rule::BadCondition,
                         Text::new("`next` has no branches", "в `next` нет ни одной ветки"),
                     );
                 }
                 for (i, b) in branches.iter().enumerate() {
-                    self.target(from, &b.goto, b.src.get("goto"));
+                    self.target(from, &b.goto, At(&b.src, "goto"));
                     let last = i + 1 == branches.len();
                     match &b.condition {
                         None if !last => self.error(
@@ -627,7 +652,7 @@ impl<'a> Linter<'a> {
                                     ),
                                 );
                             }
-                            self.condition(c, b.src.get("if"));
+                            self.condition(c, At(&b.src, "if"));
                         }
                     }
                 }
@@ -635,11 +660,11 @@ impl<'a> Linter<'a> {
         }
     }
 
-    fn condition(&mut self, c: &'a str, loc: Loc) {
+    fn condition(&mut self, c: &'a str, at: At<'_>) {
         let result = expr::parse(c).and_then(|e| {
             collect_refs(&e, &mut |ns, name| {
                 if ns == Namespace::Fields
-                    && let Some(f) = self.script.field(name)
+                    && let Some(f) = self.field(name)
                 {
                     self.used_fields.insert(f.id.as_str());
                 }
@@ -648,9 +673,9 @@ impl<'a> Linter<'a> {
         });
         if let Err(e) = result {
             let pos = if e.token.is_empty() {
-                loc.pos
+                at.loc().pos
             } else {
-                self.pos(loc, &e.token)
+                self.pos(at.loc(), &e.token)
             };
             let m = e.message;
             self.error_at(
@@ -671,12 +696,12 @@ impl<'a> Linter<'a> {
                 _ => step.title.as_deref(),
             };
             if let Some(t) = text {
-                self.placeholders(t, src.get(key));
+                self.placeholders(t, At(src, key));
             }
         }
-        let mut listed = HashSet::new();
+        let mut listed = HashSet::default();
         for f in &step.fields {
-            if self.script.field(f).is_none() {
+            if self.field(f).is_none() {
                 let pos = self.pos(src.get("fields"), f);
                 self.error_at(
                     pos,
@@ -739,7 +764,7 @@ impl<'a> Linter<'a> {
                     ),
                 );
             }
-            match self.script.field(&cb.at) {
+            match self.field(&cb.at) {
                 Some(f) if matches!(f.kind, FieldType::Date | FieldType::Datetime) => {
                     self.used_fields.insert(f.id.as_str());
                 }
@@ -764,15 +789,15 @@ impl<'a> Linter<'a> {
             }
         }
         if let Some(next) = &step.next {
-            self.next(r, next, src.get("next"));
+            self.next(r, next, At(src, "next"));
         }
         self.answers(r, step, objection_keys);
     }
 
     fn answers(&mut self, r: StepRef, step: &'a Step, objection_keys: &[Option<String>]) {
         let keys = hotkey::answer_keys(step, objection_keys);
-        let mut ids = HashSet::new();
-        let mut seen_keys: HashMap<String, usize> = HashMap::new();
+        let mut ids = HashSet::default();
+        let mut seen_keys: HashMap<String, usize> = HashMap::default();
         for (i, (answer, key)) in step.answers.iter().zip(&keys).enumerate() {
             let src = &answer.src;
             let aid = hotkey::answer_id(step, i);
@@ -784,7 +809,7 @@ impl<'a> Linter<'a> {
                           "у этого шага уже есть ответ с id `{aid}`"),
                 );
             }
-            self.placeholders(&answer.label, src.get("label"));
+            self.placeholders(&answer.label, At(src, "label"));
             match (&answer.key, key) {
                 (Some(k), _) if !hotkey::is_valid(k) => self.bad_key(src.get("key"), k),
                 (_, None) => self.error(
@@ -820,7 +845,7 @@ impl<'a> Linter<'a> {
                 }
             }
             match &answer.next {
-                Some(next) => self.next(r, next, src.get("next")),
+                Some(next) => self.next(r, next, At(src, "next")),
                 None if step.next.is_none() && step.outcome.is_none() => self.error(
                     src.node,
                     Rule::DeadEnd,
@@ -831,7 +856,7 @@ impl<'a> Linter<'a> {
             }
             for (field_id, v) in &answer.set {
                 let loc = src.get(&format!("set.{field_id}"));
-                let Some(field) = self.script.field(field_id) else {
+                let Some(field) = self.field(field_id) else {
                     self.error(
                         loc,
                         Rule::UnknownField,

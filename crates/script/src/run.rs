@@ -7,7 +7,9 @@
 //! runner derived (steps entered, the finish at a terminal step) are checked to match, so
 //! replaying against a different script version is detected, not silently accepted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use regex::Regex;
@@ -718,7 +720,8 @@ impl Run {
 
     /// Fill in placeholders of a text with this run's values.
     pub fn render(&self, text: &str) -> Rendered {
-        template::render(text, &|ns, name| self.lookup(ns, name))
+        // Block scalars (`say: >`) end with a newline that is not part of the line.
+        template::render(text.trim_end(), &|ns, name| self.lookup(ns, name))
     }
 
     fn enter(&mut self, r: StepRef, at: Timestamp, events: &mut Vec<RunEvent>) {
