@@ -122,7 +122,6 @@ fn params(f: &Filter) -> [Sql; 5] {
 
 /// One run as read from the cursor.
 struct Row {
-    id: i64,
     cells: Vec<Cell>,
     /// (field id, value) of the run, in the cursor's order.
     fields: Vec<(String, Value)>,
@@ -153,6 +152,7 @@ struct Reader<'c> {
     pending: Option<(i64, String, String)>,
     personal: std::collections::HashSet<String>,
     with_contact: bool,
+    agents: std::collections::HashMap<i64, String>,
 }
 
 impl Reader<'_> {
@@ -176,8 +176,9 @@ impl Reader<'_> {
                 .map_or(Cell::Empty, Cell::Text),
         );
         cells.push(
-            r.get::<_, Option<String>>(7)?
-                .map_or(Cell::Empty, Cell::Text),
+            r.get::<_, Option<i64>>(7)?
+                .and_then(|a| self.agents.get(&a))
+                .map_or(Cell::Empty, |l| Cell::Text(l.clone())),
         );
         if self.with_contact {
             for i in 8..11 {
@@ -212,7 +213,6 @@ impl Reader<'_> {
             }
         }
         Ok(Some(Row {
-            id,
             cells,
             fields,
             record,
@@ -386,28 +386,33 @@ impl Sink for JsonSink {
             .map(|(k, v)| Ok((k.clone(), serde_json::to_value(v)?)))
             .collect::<Result<_>>()?;
         obj.insert("fields".into(), fields.into());
-        let record = match &row.record {
-            None => serde_json::Value::Null,
-            Some(r) => {
-                let mut rec: serde_json::Value = serde_json::from_str(r)?;
-                if let Some(o) = rec.as_object_mut() {
-                    // The record's own copy of the fields would repeat them (and, in an
-                    // analytics export, bring back the personal ones).
-                    o.remove("fields");
-                    if self.without_personal {
-                        o.remove("notes");
-                        o.remove("unforeseen");
-                    }
-                }
-                rec
-            }
-        };
-        obj.insert("record".into(), record);
         let sep: &[u8] = if self.first { b"\n" } else { b",\n" };
         self.first = false;
         self.w.write_all(sep).map_err(io_error(&self.path))?;
-        serde_json::to_writer(&mut self.w, &obj)?;
-        let _ = row.id;
+        // The object without its closing brace, then the stored record as it is (it
+        // holds no fields: those are above).
+        let mut head = serde_json::to_vec(&obj)?;
+        head.pop();
+        self.w.write_all(&head).map_err(io_error(&self.path))?;
+        self.w
+            .write_all(b",\"record\":")
+            .map_err(io_error(&self.path))?;
+        match &row.record {
+            None => self.w.write_all(b"null").map_err(io_error(&self.path))?,
+            Some(r) if self.without_personal => {
+                let mut rec: serde_json::Value = serde_json::from_str(r)?;
+                if let Some(o) = rec.as_object_mut() {
+                    o.remove("notes");
+                    o.remove("unforeseen");
+                }
+                serde_json::to_writer(&mut self.w, &rec)?;
+            }
+            Some(r) => self
+                .w
+                .write_all(r.as_bytes())
+                .map_err(io_error(&self.path))?,
+        }
+        self.w.write_all(b"}").map_err(io_error(&self.path))?;
         Ok(())
     }
 
@@ -488,16 +493,22 @@ impl Store {
         // One read transaction: the counts and both cursors see the same snapshot.
         let tx = db.transaction()?;
         let p = params(filter);
-        let total: u64 = tx.query_row(
-            &format!("SELECT count(*) FROM runs r LEFT JOIN contacts c ON c.id = r.contact_id WHERE c.blocked_at IS NULL AND {WHERE}"),
+        // One pass for the counts and the id range the field cursor needs.
+        let (total, blocked, first, last): (u64, u64, Option<i64>, Option<i64>) = tx.query_row(
+            &format!(
+                "SELECT count(*) FILTER (WHERE c.blocked_at IS NULL),
+                        count(*) FILTER (WHERE c.blocked_at IS NOT NULL),
+                        min(r.id) FILTER (WHERE c.blocked_at IS NULL),
+                        max(r.id) FILTER (WHERE c.blocked_at IS NULL)
+                 FROM runs r LEFT JOIN contacts c ON c.id = r.contact_id WHERE {WHERE}"
+            ),
             rusqlite::params_from_iter(p.iter()),
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        let blocked: u64 = tx.query_row(
-            &format!("SELECT count(*) FROM runs r JOIN contacts c ON c.id = r.contact_id WHERE c.blocked_at IS NOT NULL AND {WHERE}"),
-            rusqlite::params_from_iter(p.iter()),
-            |r| r.get(0),
-        )?;
+        let agents: std::collections::HashMap<i64, String> = tx
+            .prepare("SELECT id, login FROM users")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         let (field_cols, personal) = field_columns(&tx, filter)?;
         let with_contact = !filter.without_personal_data;
         let record_col = if format == Format::Json {
@@ -506,22 +517,23 @@ impl Store {
             "NULL"
         };
         let mut run_stmt = tx.prepare(&format!(
-            "SELECT r.id, r.script_id, r.script_version, r.started_at, r.ended_at, r.state, r.outcome, u.login,
+            "SELECT r.id, r.script_id, r.script_version, r.started_at, r.ended_at, r.state, r.outcome, r.agent_id,
                     c.name, c.phone, c.email, {record_col}
-             FROM runs r LEFT JOIN contacts c ON c.id = r.contact_id LEFT JOIN users u ON u.id = r.agent_id
+             FROM runs r LEFT JOIN contacts c ON c.id = r.contact_id
              WHERE c.blocked_at IS NULL AND {WHERE} ORDER BY r.id"
         ))?;
-        let mut field_stmt = tx.prepare(&format!(
-            "SELECT f.run_id, f.field, f.value FROM field_values f JOIN runs r ON r.id = f.run_id
-             LEFT JOIN contacts c ON c.id = r.contact_id
-             WHERE c.blocked_at IS NULL AND {WHERE} ORDER BY f.run_id"
-        ))?;
+        // Field values in key order over the exported runs' id range: a range scan, no
+        // sort; rows of runs the filter leaves out are skipped by the merge.
+        let mut field_stmt = tx.prepare(
+            "SELECT run_id, field, value FROM field_values WHERE run_id BETWEEN ?1 AND ?2 ORDER BY run_id, field",
+        )?;
         let mut reader = Reader {
             runs: run_stmt.query(rusqlite::params_from_iter(p.iter()))?,
-            fields: field_stmt.query(rusqlite::params_from_iter(p.iter()))?,
+            fields: field_stmt.query([first.unwrap_or(0), last.unwrap_or(-1)])?,
             pending: None,
             personal,
             with_contact,
+            agents,
         };
         let mut columns: Vec<String> = FIXED.iter().map(|s| (*s).to_owned()).collect();
         if with_contact {

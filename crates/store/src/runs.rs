@@ -126,6 +126,11 @@ pub struct Batch<'a> {
     agent: UserId,
     planner: Option<std::sync::Arc<dyn CrmPlanner>>,
     events: u64,
+    /// Runs this batch knows are active. Saves two lookups per write when a batch
+    /// starts and finishes many runs.
+    known: std::collections::HashMap<RunId, Active>,
+    /// Script versions already recorded in this batch.
+    scripts: std::collections::HashSet<(String, u32)>,
 }
 
 impl std::fmt::Debug for Batch<'_> {
@@ -136,25 +141,36 @@ impl std::fmt::Debug for Batch<'_> {
     }
 }
 
-fn run_state(tx: &Connection, run: RunId) -> Result<(RunState, Option<i64>)> {
-    let row: Option<(String, Option<i64>)> = tx
-        .prepare_cached("SELECT state, contact_id FROM runs WHERE id = ?1")?
-        .query_row([run.0], |r| Ok((r.get(0)?, r.get(1)?)))
+fn run_state(tx: &Connection, run: RunId) -> Result<(RunState, Option<i64>, Option<i64>)> {
+    let row: Option<(String, Option<i64>, Option<i64>)> = tx
+        .prepare_cached("SELECT state, contact_id, call_id FROM runs WHERE id = ?1")?
+        .query_row([run.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     match row {
-        Some((s, c)) => Ok((
+        Some((s, c, k)) => Ok((
             if s == "active" {
                 RunState::Active
             } else {
                 RunState::Finished
             },
             c,
+            k,
         )),
         None => Err(StoreError::NotFound {
             what: "run",
             id: run.0,
         }),
     }
+}
+
+/// What a batch knows about an active run.
+#[derive(Debug, Clone, Copy)]
+struct Active {
+    contact: Option<i64>,
+    call: Option<i64>,
+    next_seq: i64,
+    /// The run may have stored field values (to be replaced, not just added).
+    has_fields: bool,
 }
 
 impl Batch<'_> {
@@ -173,17 +189,38 @@ impl Batch<'_> {
         Ok(())
     }
 
-    fn next_seq(&self, run: RunId) -> Result<i64> {
-        Ok(self
+    /// The run's contact, call and next sequence number; refuses a finished run.
+    fn active(&mut self, run: RunId) -> Result<Active> {
+        if let Some(k) = self.known.get(&run) {
+            return Ok(*k);
+        }
+        let (state, contact, call) = run_state(&self.tx, run)?;
+        if state == RunState::Finished {
+            return Err(StoreError::RunFinished { run: run.0 });
+        }
+        let seq: i64 = self
             .tx
             .prepare_cached("SELECT coalesce(max(seq) + 1, 0) FROM run_events WHERE run_id = ?1")?
-            .query_row([run.0], |r| r.get(0))?)
+            .query_row([run.0], |r| r.get(0))?;
+        Ok(Active {
+            contact,
+            call,
+            next_seq: seq,
+            has_fields: true,
+        })
     }
 
-    fn save_fields(&self, run: RunId, fields: &BTreeMap<String, Value>) -> Result<()> {
-        self.tx
-            .prepare_cached("DELETE FROM field_values WHERE run_id = ?1")?
-            .execute([run.0])?;
+    fn save_fields(
+        &self,
+        run: RunId,
+        fields: &BTreeMap<String, Value>,
+        had_none: bool,
+    ) -> Result<()> {
+        if !had_none {
+            self.tx
+                .prepare_cached("DELETE FROM field_values WHERE run_id = ?1")?
+                .execute([run.0])?;
+        }
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO field_values (run_id, field, value) VALUES (?1, ?2, ?3)",
         )?;
@@ -207,26 +244,28 @@ impl Batch<'_> {
             return Err(StoreError::Blocked);
         }
         let script = new.program.script();
-        let fields: Vec<FieldInfo> = script
-            .fields
-            .iter()
-            .map(|f| FieldInfo {
-                id: f.id.clone(),
-                label: f.label.clone(),
-                personal: f.personal,
-            })
-            .collect();
-        self.tx
-            .prepare_cached(
-                "INSERT INTO scripts (script_id, version, name, fields) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![
-                script.id,
-                script.version,
-                script.name,
-                serde_json::to_string(&fields)?
-            ])?;
+        if self.scripts.insert((script.id.clone(), script.version)) {
+            let fields: Vec<FieldInfo> = script
+                .fields
+                .iter()
+                .map(|f| FieldInfo {
+                    id: f.id.clone(),
+                    label: f.label.clone(),
+                    personal: f.personal,
+                })
+                .collect();
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO scripts (script_id, version, name, fields) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![
+                    script.id,
+                    script.version,
+                    script.name,
+                    serde_json::to_string(&fields)?
+                ])?;
+        }
         self.tx
             .prepare_cached(
                 "INSERT INTO runs (script_id, script_version, contact_id, call_id, agent_id, state, context, started_at)
@@ -243,6 +282,15 @@ impl Batch<'_> {
             ])?;
         let id = RunId(self.tx.last_insert_rowid());
         self.insert_events(id, 0, new.events)?;
+        self.known.insert(
+            id,
+            Active {
+                contact: new.contact.map(|c| c.0),
+                call: new.call.map(|c| c.0),
+                next_seq: new.events.len() as i64,
+                has_fields: false,
+            },
+        );
         Ok(id)
     }
 
@@ -253,14 +301,14 @@ impl Batch<'_> {
         events: &[RunEvent],
         fields: Option<&BTreeMap<String, Value>>,
     ) -> Result<()> {
-        if run_state(&self.tx, run)?.0 == RunState::Finished {
-            return Err(StoreError::RunFinished { run: run.0 });
-        }
-        let seq = self.next_seq(run)?;
-        self.insert_events(run, seq, events)?;
+        let mut a = self.active(run)?;
+        self.insert_events(run, a.next_seq, events)?;
         if let Some(f) = fields {
-            self.save_fields(run, f)?;
+            self.save_fields(run, f, !a.has_fields)?;
+            a.has_fields = true;
         }
+        a.next_seq += events.len() as i64;
+        self.known.insert(run, a);
         Ok(())
     }
 
@@ -268,23 +316,34 @@ impl Batch<'_> {
     /// field values, the callback it agreed, and its CRM work (unless the person is
     /// blocked), all in this transaction.
     pub fn finish(&mut self, run: RunId, events: &[RunEvent], record: &RunRecord) -> Result<()> {
-        let (state, contact) = run_state(&self.tx, run)?;
-        if state == RunState::Finished {
-            return Err(StoreError::RunFinished { run: run.0 });
-        }
-        let seq = self.next_seq(run)?;
-        self.insert_events(run, seq, events)?;
-        self.save_fields(run, &record.fields)?;
-        self.tx
+        let Active {
+            contact,
+            call,
+            next_seq,
+            has_fields,
+        } = self.active(run)?;
+        self.known.remove(&run);
+        self.insert_events(run, next_seq, events)?;
+        self.save_fields(run, &record.fields, !has_fields)?;
+        // The record without its fields: they are in `field_values` (read back by
+        // `stored_run`), and stored once.
+        let mut stored = record.clone();
+        stored.fields.clear();
+        let n = self
+            .tx
             .prepare_cached(
-                "UPDATE runs SET state = 'finished', ended_at = ?2, outcome = ?3, record = ?4 WHERE id = ?1",
+                "UPDATE runs SET state = 'finished', ended_at = ?2, outcome = ?3, record = ?4
+                 WHERE id = ?1 AND state = 'active'",
             )?
             .execute(params![
                 run.0,
                 record.ended_at.map(|t| t.0),
                 record.outcome.as_ref().map(|o| o.as_str().to_owned()),
-                serde_json::to_string(record)?
+                serde_json::to_string(&stored)?
             ])?;
+        if n == 0 {
+            return Err(StoreError::RunFinished { run: run.0 });
+        }
         if let Some(due) = &record.callback_at {
             self.tx
                 .prepare_cached(
@@ -298,10 +357,6 @@ impl Batch<'_> {
                 None => None,
             };
             if contact.as_ref().is_none_or(|c| c.blocked_at.is_none()) {
-                let call: Option<i64> = self
-                    .tx
-                    .prepare_cached("SELECT call_id FROM runs WHERE id = ?1")?
-                    .query_row([run.0], |r| r.get(0))?;
                 let items = planner.plan_run(&FinishedRun {
                     run,
                     contact: contact.as_ref(),
@@ -360,6 +415,17 @@ pub(crate) fn stored_run(db: &Connection, id: i64) -> Result<StoredRun> {
         })
         .ok_or(StoreError::NotFound { what: "run", id })??;
     run.events = events_of(db, id)?;
+    if let Some(record) = &mut run.record {
+        let mut stmt =
+            db.prepare_cached("SELECT field, value FROM field_values WHERE run_id = ?1")?;
+        let rows = stmt.query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (k, v) = row?;
+            record.fields.insert(k, serde_json::from_str(&v)?);
+        }
+    }
     Ok(run)
 }
 
@@ -389,6 +455,8 @@ impl Store {
             agent: s.user(),
             planner,
             events: 0,
+            known: Default::default(),
+            scripts: Default::default(),
         };
         let out = f(&mut batch)?;
         let n = batch.events;
