@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 mod crm;
 mod data;
 mod licence;
+mod phone;
 mod script;
 
 /// CallHelper: a softphone for call-centre agents with a call-script runner.
@@ -43,6 +44,9 @@ enum Command {
     /// CRM sync: connect, status, retry, deliver now, fields and mapping, click-to-call.
     #[command(subcommand)]
     Crm(crm::CrmCommand),
+    /// The softphone: call, answer, register (one JSON event per line).
+    #[command(subcommand)]
+    Phone(phone::PhoneCommand),
 }
 
 /// What every subcommand gets: the language and the data folder.
@@ -82,5 +86,6 @@ fn main() -> ExitCode {
         Command::Licence(cmd) => licence::run(cmd, &ctx),
         Command::Data(cmd) => data::run(cmd, &ctx),
         Command::Crm(cmd) => crm::run(cmd, &ctx),
+        Command::Phone(cmd) => phone::run(cmd, &ctx),
     }
 }

@@ -11,6 +11,7 @@ pub mod data;
 pub mod error;
 pub mod licence;
 pub mod paths;
+pub mod phone;
 pub mod scripts;
 
 pub use callhelper_script as script;

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod demo;
 mod ours;
 mod registrar;
 mod sipp_peer;

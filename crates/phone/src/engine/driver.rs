@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::ptr;
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -178,18 +178,13 @@ impl Engine {
                     return Err(StartError::Engine(-1));
                 }
                 let lc = sys::linphone_core_get_config(core);
-                set_str(
-                    lc,
-                    "storage",
-                    "uri",
-                    &folder.join("linphone.db").to_string_lossy(),
-                );
-                set_str(
-                    lc,
-                    "storage",
-                    "call_logs_db_uri",
-                    &folder.join("call-history.db").to_string_lossy(),
-                );
+                // No SQLite databases: the product keeps calls in its own store, and
+                // liblinphone's SQLite calls would bind to whatever SQLite the program
+                // exports (the store's bundled SQLCipher) and crash. "null" is
+                // liblinphone's value for "no database".
+                set_str(lc, "storage", "uri", "null");
+                set_str(lc, "storage", "call_logs_db_uri", "null");
+                set_str(lc, "storage", "zrtp_secrets_db_uri", "null");
                 set_int(lc, "sip", "sip_port", port_value(cfg.listen.udp));
                 set_int(lc, "sip", "sip_tcp_port", port_value(cfg.listen.tcp));
                 set_int(lc, "sip", "sip_tls_port", port_value(cfg.listen.tls));
@@ -237,7 +232,7 @@ impl Engine {
             quality_every: cfg.quality_every,
             register_timeout: cfg.register_timeout,
         };
-        engine.configure(cfg, &folder)?;
+        engine.configure(cfg)?;
         for account in &cfg.accounts {
             engine.add_account(account.clone())?;
         }
@@ -245,7 +240,7 @@ impl Engine {
         Ok(engine)
     }
 
-    fn configure(&mut self, cfg: &PhoneConfig, folder: &Path) -> Result<(), StartError> {
+    fn configure(&mut self, cfg: &PhoneConfig) -> Result<(), StartError> {
         let core = self.core;
         // SAFETY: our core, on its thread; strings outlive the calls.
         unsafe {
@@ -268,14 +263,8 @@ impl Engine {
             sys::linphone_video_activation_policy_set_automatically_accept(policy, 0);
             sys::linphone_core_set_video_activation_policy(core, policy);
             sys::linphone_video_activation_policy_unref(policy);
-            sys::linphone_core_set_call_logs_database_path(
-                core,
-                cpath(&folder.join("call-history.db")).as_ptr(),
-            );
-            sys::linphone_core_set_zrtp_secrets_file(
-                core,
-                cpath(&folder.join("zrtp-secrets.db")).as_ptr(),
-            );
+            // No ZRTP cache (another SQLite database, see above).
+            sys::linphone_core_set_zrtp_secrets_file(core, ptr::null());
             match cfg.rtp_ports {
                 Some((lo, hi)) => {
                     sys::linphone_core_set_audio_port_range(core, i32::from(lo), i32::from(hi))
@@ -1003,6 +992,8 @@ impl Engine {
         let remote = addr_text(&addr);
         let e = self.entry(id, call, Direction::Outgoing, remote.as_deref(), now);
         e.record = options.record;
+        let to = e.remote.clone();
+        self.emit(Event::Outgoing { call: id, to });
         Ok(id)
     }
 
