@@ -247,9 +247,18 @@ impl Transport {
         body: Option<&[u8]>,
     ) -> Result<Answer, CrmError> {
         let crm = self.crm;
-        let unreachable = |e: ureq::Error| CrmError::Unreachable {
-            crm,
-            detail: e.to_string(),
+        // A URL may hold a secret (a Bitrix24 webhook key, an OAuth refresh token in the
+        // query): keep it out of the message.
+        let path = url
+            .split_once("://")
+            .and_then(|(_, r)| r.find('/').map(|i| &r[i..]))
+            .unwrap_or("");
+        let unreachable = |e: ureq::Error| {
+            let mut detail = e.to_string().replace(url, &crate::secret::redact_url(url));
+            if path.len() > 1 {
+                detail = detail.replace(path, "/…");
+            }
+            CrmError::Unreachable { crm, detail }
         };
         let result = match method {
             Method::Get => {

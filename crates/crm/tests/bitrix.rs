@@ -289,3 +289,19 @@ fn oauth_tokens_rotate_and_a_used_refresh_token_asks_to_reconnect() {
         1
     );
 }
+
+#[test]
+fn an_unreachable_portal_never_shows_the_webhook_key() {
+    let url = "http://127.0.0.1:1/rest/1/topsecretkey42/";
+    let mut b = Bitrix::new(
+        settings(),
+        BitrixAuth::Webhook(Secret::new(url)),
+        clock(),
+        5,
+    );
+    let e = b.check().unwrap_err();
+    assert_eq!(e.code(), "crm.unreachable");
+    let shown = format!("{e} {e:?} {}", e.message().ru);
+    assert!(!shown.contains("topsecretkey42"), "{shown}");
+    assert!(e.message().en.contains("stays queued"));
+}

@@ -53,8 +53,12 @@ struct Figures {
 }
 
 impl Figures {
+    /// Straight to standard error, past the test harness's capture, so the figures show
+    /// in every run (CI included).
     fn print(&self) {
-        println!(
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "soak {:<9} {} runs in {:.1} s = {:.0} runs/s; {} requests, {} rate-limit answers waited out, \
              {} network failures, {} failed attempts rescheduled, {} faults injected, {} kills",
             self.name,
@@ -346,7 +350,9 @@ fn soak_webhook() -> Figures {
     );
     assert!(kept.keys().all(|k| k.starts_with("run-")));
     assert_eq!(server.fake.stats.bad_signatures.load(Ordering::Relaxed), 0);
-    println!(
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "soak webhook: {} deliveries repeated after a lost answer (the receiver keeps each once by X-CallHelper-Delivery)",
         server.fake.stats.duplicates.load(Ordering::Relaxed)
     );
