@@ -512,7 +512,7 @@ impl Store {
         let (field_cols, personal) = field_columns(&tx, filter)?;
         let with_contact = !filter.without_personal_data;
         let record_col = if format == Format::Json {
-            "r.record"
+            "(SELECT d.record FROM run_data d WHERE d.run_id = r.id)"
         } else {
             "NULL"
         };

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use callhelper_script::{Context, Program, RunEvent, RunRecord, Timestamp, Value};
+use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
@@ -163,6 +164,19 @@ fn run_state(tx: &Connection, run: RunId) -> Result<(RunState, Option<i64>, Opti
     }
 }
 
+/// Rows per multi-row INSERT.
+const ROWS_PER_INSERT: usize = 16;
+
+/// `INSERT INTO <table> VALUES (?, ?, ?), ...` for `rows` rows of three columns, built
+/// once per size.
+fn multi_insert(table: &str, rows: usize) -> String {
+    let mut sql = format!("INSERT INTO {table} VALUES ");
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
+    }
+    sql
+}
+
 /// What a batch knows about an active run.
 #[derive(Debug, Clone, Copy)]
 struct Active {
@@ -175,15 +189,22 @@ struct Active {
 
 impl Batch<'_> {
     fn insert_events(&mut self, run: RunId, first_seq: i64, events: &[RunEvent]) -> Result<()> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("INSERT INTO run_events (run_id, seq, event) VALUES (?1, ?2, ?3)")?;
-        for (i, e) in events.iter().enumerate() {
-            stmt.execute(params![
-                run.0,
-                first_seq + i as i64,
-                serde_json::to_string(e)?
-            ])?;
+        // Several rows per statement: the per-statement cost dominates small rows.
+        let mut seq = first_seq;
+        for chunk in events.chunks(ROWS_PER_INSERT) {
+            let mut values = Vec::with_capacity(chunk.len() * 3);
+            for e in chunk {
+                values.push(Sql::Integer(run.0));
+                values.push(Sql::Integer(seq));
+                values.push(Sql::Text(serde_json::to_string(e)?));
+                seq += 1;
+            }
+            self.tx
+                .prepare_cached(&multi_insert(
+                    "run_events (run_id, seq, event)",
+                    chunk.len(),
+                ))?
+                .execute(rusqlite::params_from_iter(values))?;
         }
         self.events += events.len() as u64;
         Ok(())
@@ -221,11 +242,20 @@ impl Batch<'_> {
                 .prepare_cached("DELETE FROM field_values WHERE run_id = ?1")?
                 .execute([run.0])?;
         }
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO field_values (run_id, field, value) VALUES (?1, ?2, ?3)",
-        )?;
-        for (k, v) in fields {
-            stmt.execute(params![run.0, k, serde_json::to_string(v)?])?;
+        let fields: Vec<_> = fields.iter().collect();
+        for chunk in fields.chunks(ROWS_PER_INSERT) {
+            let mut values = Vec::with_capacity(chunk.len() * 3);
+            for (k, v) in chunk {
+                values.push(Sql::Integer(run.0));
+                values.push(Sql::Text((*k).clone()));
+                values.push(Sql::Text(serde_json::to_string(v)?));
+            }
+            self.tx
+                .prepare_cached(&multi_insert(
+                    "field_values (run_id, field, value)",
+                    chunk.len(),
+                ))?
+                .execute(rusqlite::params_from_iter(values))?;
         }
         Ok(())
     }
@@ -268,8 +298,8 @@ impl Batch<'_> {
         }
         self.tx
             .prepare_cached(
-                "INSERT INTO runs (script_id, script_version, contact_id, call_id, agent_id, state, context, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7)",
+                "INSERT INTO runs (script_id, script_version, contact_id, call_id, agent_id, state, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6)",
             )?
             .execute(params![
                 script.id,
@@ -277,10 +307,12 @@ impl Batch<'_> {
                 new.contact.map(|c| c.0),
                 new.call.map(|c| c.0),
                 self.agent.0,
-                serde_json::to_string(new.context)?,
                 at.0
             ])?;
         let id = RunId(self.tx.last_insert_rowid());
+        self.tx
+            .prepare_cached("INSERT INTO run_data (run_id, context) VALUES (?1, ?2)")?
+            .execute(params![id.0, serde_json::to_string(new.context)?])?;
         self.insert_events(id, 0, new.events)?;
         self.known.insert(
             id,
@@ -332,18 +364,20 @@ impl Batch<'_> {
         let n = self
             .tx
             .prepare_cached(
-                "UPDATE runs SET state = 'finished', ended_at = ?2, outcome = ?3, record = ?4
+                "UPDATE runs SET state = 'finished', ended_at = ?2, outcome = ?3
                  WHERE id = ?1 AND state = 'active'",
             )?
             .execute(params![
                 run.0,
                 record.ended_at.map(|t| t.0),
                 record.outcome.as_ref().map(|o| o.as_str().to_owned()),
-                serde_json::to_string(&stored)?
             ])?;
         if n == 0 {
             return Err(StoreError::RunFinished { run: run.0 });
         }
+        self.tx
+            .prepare_cached("UPDATE run_data SET record = ?2 WHERE run_id = ?1")?
+            .execute(params![run.0, serde_json::to_string(&stored)?])?;
         if let Some(due) = &record.callback_at {
             self.tx
                 .prepare_cached(
@@ -380,7 +414,8 @@ pub(crate) fn stored_run(db: &Connection, id: i64) -> Result<StoredRun> {
     let mut run = db
         .prepare_cached(
             "SELECT id, script_id, script_version, contact_id, call_id, agent_id, state, started_at,
-                    ended_at, outcome, context, record FROM runs WHERE id = ?1",
+                    ended_at, outcome, d.context, d.record
+             FROM runs LEFT JOIN run_data d ON d.run_id = runs.id WHERE id = ?1",
         )?
         .query_row([id], |r| {
             Ok((
@@ -403,13 +438,13 @@ pub(crate) fn stored_run(db: &Connection, id: i64) -> Result<StoredRun> {
                     events: Vec::new(),
                     record: None,
                 },
-                r.get::<_, String>(10)?,
+                r.get::<_, Option<String>>(10)?,
                 r.get::<_, Option<String>>(11)?,
             ))
         })
         .optional()?
         .map(|(mut run, context, record)| -> Result<StoredRun> {
-            run.context = serde_json::from_str(&context)?;
+            run.context = context.map(|c| serde_json::from_str(&c)).transpose()?.unwrap_or_default();
             run.record = record.map(|r| serde_json::from_str(&r)).transpose()?;
             Ok(run)
         })

@@ -76,15 +76,21 @@ CREATE TABLE runs (
     call_id INTEGER REFERENCES calls(id),
     agent_id INTEGER REFERENCES users(id),
     state TEXT NOT NULL CHECK (state IN ('active', 'finished')),
-    context TEXT NOT NULL,
     started_at INTEGER NOT NULL,
     ended_at INTEGER,
-    outcome TEXT,
-    record TEXT
+    outcome TEXT
 );
 CREATE INDEX runs_started ON runs(started_at);
 CREATE INDEX runs_contact ON runs(contact_id);
 CREATE INDEX runs_active ON runs(state) WHERE state = 'active';
+
+-- The bulky part of a run, apart so that scanning runs (exports, filters) stays fast:
+-- what the runner was started with, and the finished record (path, answers, timings).
+CREATE TABLE run_data (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    context TEXT NOT NULL,
+    record TEXT
+);
 
 CREATE TABLE run_events (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
