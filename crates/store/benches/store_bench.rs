@@ -139,16 +139,27 @@ fn main() {
     let runs = env_n("BENCH_RUNS", 1_000_000);
     let contacts = env_n("BENCH_CONTACTS", 200_000).max(1);
     let batch = env_n("BENCH_BATCH", 5_000);
+    // BENCH_DB_DIR keeps the database, and reuses one built before (to profile exports);
+    // BENCH_ONLY=csv|json|xlsx|lookup runs one measurement.
     let tmp = tempfile::Builder::new()
         .prefix("store-bench")
         .tempdir()
         .expect("temp dir");
-    let dir = tmp.path();
+    let dir = std::env::var_os("BENCH_DB_DIR")
+        .map_or_else(|| tmp.path().to_path_buf(), std::path::PathBuf::from);
+    let dir = dir.as_path();
     let path = dir.join("bench.db");
+    let reuse = path.exists();
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wants = |what: &str| only.is_empty() || only == what;
     let store = Store::open(&path, &key()).expect("open");
-    let admin = store
-        .create_first_admin("admin", "admin-password")
-        .expect("admin");
+    let admin = if reuse {
+        store.login("admin", "admin-password").expect("login")
+    } else {
+        store
+            .create_first_admin("admin", "admin-password")
+            .expect("admin")
+    };
     let program = Arc::new(
         Program::new(load_str(SCRIPT, Dialect::Yaml).script.expect("script")).expect("lint"),
     );
@@ -157,105 +168,112 @@ fn main() {
         store.cipher_version().unwrap_or_default()
     );
 
-    // Contacts, through the importer.
-    let csv = dir.join("contacts.csv");
-    {
-        use std::io::Write;
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).expect("csv"));
-        writeln!(w, "name,phone,email,city").expect("write");
-        for i in 0..contacts {
-            writeln!(
-                w,
-                "Person {i},+7 9{:09},person{i}@example.org,City {}",
-                i,
-                i % 100
-            )
-            .expect("write");
+    if !reuse {
+        // Contacts, through the importer.
+        let csv = dir.join("contacts.csv");
+        {
+            use std::io::Write;
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).expect("csv"));
+            writeln!(w, "name,phone,email,city").expect("write");
+            for i in 0..contacts {
+                writeln!(
+                    w,
+                    "Person {i},+7 9{:09},person{i}@example.org,City {}",
+                    i,
+                    i % 100
+                )
+                .expect("write");
+            }
         }
-    }
-    let t = Instant::now();
-    let r = store.import_contacts(&admin, &csv).expect("import");
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "import:  {} contacts in {secs:.2} s = {:.0} contacts/s",
-        r.added,
-        r.added as f64 / secs
-    );
-    let ids: Vec<i64> = (1..=r.added as i64).collect();
-
-    // Runs, through the batch API.
-    let mut store_time = Duration::ZERO;
-    let mut events = 0u64;
-    let t_all = Instant::now();
-    let t0 = 1_767_225_600_000i64; // 2026-01-01
-    let mut i = 0u64;
-    while i < runs {
-        let n = batch.min(runs - i);
-        let chunk: Vec<_> = (i..i + n)
-            .map(|k| session(&program, k, t0 + k as i64 * 20_000))
-            .collect();
         let t = Instant::now();
-        let written = store
-            .batch(&admin, |b| {
-                for (k, (start, rest, record)) in chunk.iter().enumerate() {
-                    let contact = Some(callhelper_store::contacts::ContactId(
-                        ids[(i as usize + k) % ids.len()],
-                    ));
-                    let id = b.start_run(&NewRun {
-                        program: &program,
-                        contact,
-                        call: None,
-                        context: &Context::default(),
-                        events: start,
-                    })?;
-                    b.finish(id, rest, record)?;
-                }
-                Ok(b.events_written())
-            })
-            .expect("batch");
-        store_time += t.elapsed();
-        events += written;
-        i += n;
+        let r = store.import_contacts(&admin, &csv).expect("import");
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "import:  {} contacts in {secs:.2} s = {:.0} contacts/s",
+            r.added,
+            r.added as f64 / secs
+        );
+        let ids: Vec<i64> = (1..=r.added as i64).collect();
+
+        // Runs, through the batch API.
+        let mut store_time = Duration::ZERO;
+        let mut events = 0u64;
+        let t_all = Instant::now();
+        let t0 = 1_767_225_600_000i64; // 2026-01-01
+        let mut i = 0u64;
+        while i < runs {
+            let n = batch.min(runs - i);
+            let chunk: Vec<_> = (i..i + n)
+                .map(|k| session(&program, k, t0 + k as i64 * 20_000))
+                .collect();
+            let t = Instant::now();
+            let written = store
+                .batch(&admin, |b| {
+                    for (k, (start, rest, record)) in chunk.iter().enumerate() {
+                        let contact = Some(callhelper_store::contacts::ContactId(
+                            ids[(i as usize + k) % ids.len()],
+                        ));
+                        let id = b.start_run(&NewRun {
+                            program: &program,
+                            contact,
+                            call: None,
+                            context: &Context::default(),
+                            events: start,
+                        })?;
+                        b.finish(id, rest, record)?;
+                    }
+                    Ok(b.events_written())
+                })
+                .expect("batch");
+            store_time += t.elapsed();
+            events += written;
+            i += n;
+        }
+        println!(
+            "insert:  {runs} runs, {events} events in {:.1} s of store time ({:.1} s with the runner) = {:.0} events/s, {:.0} runs/s",
+            store_time.as_secs_f64(),
+            t_all.elapsed().as_secs_f64(),
+            events as f64 / store_time.as_secs_f64(),
+            runs as f64 / store_time.as_secs_f64()
+        );
+        store.checkpoint().expect("checkpoint");
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "size:    {:.0} MB ({:.0} bytes per run)",
+            size as f64 / 1e6,
+            size as f64 / runs.max(1) as f64
+        );
     }
-    println!(
-        "insert:  {runs} runs, {events} events in {:.1} s of store time ({:.1} s with the runner) = {:.0} events/s, {:.0} runs/s",
-        store_time.as_secs_f64(),
-        t_all.elapsed().as_secs_f64(),
-        events as f64 / store_time.as_secs_f64(),
-        runs as f64 / store_time.as_secs_f64()
-    );
-    store.checkpoint().expect("checkpoint");
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    println!(
-        "size:    {:.0} MB ({:.0} bytes per run)",
-        size as f64 / 1e6,
-        size as f64 / runs.max(1) as f64
-    );
 
     // Lookups by phone.
-    let mut lat: Vec<f64> = Vec::new();
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    for _ in 0..20_000 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let k = seed % contacts;
-        let phone = format!("8 9{k:09}");
-        let t = Instant::now();
-        let c = store.contact_by_phone(&admin, &phone).expect("lookup");
-        lat.push(t.elapsed().as_secs_f64() * 1e6);
-        assert!(c.is_some(), "contact {k} found");
+    if wants("lookup") {
+        let mut lat: Vec<f64> = Vec::new();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let k = seed % contacts;
+            let phone = format!("8 9{k:09}");
+            let t = Instant::now();
+            let c = store.contact_by_phone(&admin, &phone).expect("lookup");
+            lat.push(t.elapsed().as_secs_f64() * 1e6);
+            assert!(c.is_some(), "contact {k} found");
+        }
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "lookup:  contact by phone, 20000 random: mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+            lat.iter().sum::<f64>() / lat.len() as f64,
+            lat[lat.len() / 2],
+            lat[lat.len() * 99 / 100],
+            lat[lat.len() - 1]
+        );
     }
-    lat.sort_by(f64::total_cmp);
-    println!(
-        "lookup:  contact by phone, 20000 random: mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
-        lat.iter().sum::<f64>() / lat.len() as f64,
-        lat[lat.len() / 2],
-        lat[lat.len() * 99 / 100],
-        lat[lat.len() - 1]
-    );
 
     for format in [Format::Csv, Format::Json] {
+        if !wants(format.as_str()) {
+            continue;
+        }
         let out = dir.join(format!("runs.{}", format.as_str()));
         let t = Instant::now();
         let sum = store
@@ -272,6 +290,9 @@ fn main() {
         let _ = std::fs::remove_file(&out);
     }
     drop(store);
+    if !wants("xlsx") {
+        return;
+    }
     let out = std::process::Command::new(std::env::current_exe().expect("exe"))
         .args(["--xlsx-child", &dir.display().to_string()])
         .output()

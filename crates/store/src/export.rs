@@ -134,16 +134,6 @@ enum Cell {
     Text(String),
 }
 
-impl Cell {
-    fn text(&self) -> std::borrow::Cow<'_, str> {
-        match self {
-            Cell::Empty => "".into(),
-            Cell::Int(n) => n.to_string().into(),
-            Cell::Text(s) => s.as_str().into(),
-        }
-    }
-}
-
 /// Both cursors of an export, merged by run id.
 struct Reader<'c> {
     runs: rusqlite::Rows<'c>,
@@ -202,7 +192,7 @@ impl Reader<'_> {
                 Some((run, _, _)) if run < id => continue,
                 Some((run, field, value)) if run == id => {
                     if !self.personal.contains(&field) {
-                        fields.push((field, serde_json::from_str(&value)?));
+                        fields.push((field, parse_value(&value)?));
                     }
                 }
                 Some(other) => {
@@ -218,6 +208,18 @@ impl Reader<'_> {
             record,
         }))
     }
+}
+
+/// A stored field value. Dispatches on the first byte: `Value` is an untagged enum, and
+/// serde's trial of each variant (building an error for every miss) dominated exports.
+fn parse_value(json: &str) -> Result<Value> {
+    Ok(match json.as_bytes().first() {
+        Some(b'"') => Value::Text(serde_json::from_str(json)?),
+        Some(b'[') => Value::List(serde_json::from_str(json)?),
+        Some(b't') if json == "true" => Value::Bool(true),
+        Some(b'f') if json == "false" => Value::Bool(false),
+        _ => Value::Number(serde_json::from_str(json)?),
+    })
 }
 
 /// A field value as a cell's text (lists joined with `; `).
@@ -237,7 +239,10 @@ trait Sink {
 
 struct CsvSink {
     w: csv::Writer<BufWriter<std::fs::File>>,
-    line: Vec<String>,
+}
+
+fn itoa_buf() -> String {
+    String::with_capacity(20)
 }
 
 impl Sink for CsvSink {
@@ -246,18 +251,32 @@ impl Sink for CsvSink {
     }
 
     fn row(&mut self, row: &Row, field_columns: &[String]) -> Result<()> {
-        self.line.clear();
-        self.line
-            .extend(row.cells.iter().map(|c| c.text().into_owned()));
-        for col in field_columns {
-            let v = row
-                .fields
-                .iter()
-                .find(|(f, _)| f == col)
-                .map(|(_, v)| value_text(v));
-            self.line.push(v.unwrap_or_default());
+        // Field by field into the writer: no line of owned strings per row.
+        let mut num = itoa_buf();
+        for c in &row.cells {
+            let text: &str = match c {
+                Cell::Empty => "",
+                Cell::Int(n) => {
+                    num.clear();
+                    use std::fmt::Write as _;
+                    let _ = write!(num, "{n}");
+                    &num
+                }
+                Cell::Text(s) => s,
+            };
+            self.w.write_field(text).map_err(csv_error)?;
         }
-        self.w.write_record(&self.line).map_err(csv_error)
+        for col in field_columns {
+            match row.fields.iter().find(|(f, _)| f == col) {
+                Some((_, Value::Text(t))) => self.w.write_field(t),
+                Some((_, v)) => self.w.write_field(value_text(v)),
+                None => self.w.write_field(""),
+            }
+            .map_err(csv_error)?;
+        }
+        self.w
+            .write_record(std::iter::empty::<&[u8]>())
+            .map_err(csv_error)
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {
@@ -544,7 +563,6 @@ impl Store {
         let mut sink: Box<dyn Sink> = match format {
             Format::Csv => Box::new(CsvSink {
                 w: csv::Writer::from_writer(BufWriter::with_capacity(1 << 16, create()?)),
-                line: Vec::new(),
             }),
             Format::Json => Box::new(JsonSink {
                 w: BufWriter::with_capacity(1 << 16, create()?),

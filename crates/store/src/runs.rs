@@ -38,8 +38,8 @@ pub enum RunState {
     Finished,
 }
 
-/// A new run.
-#[derive(Debug, Clone, Copy)]
+/// A new run. `Debug` leaves out the context and events (they may hold personal data).
+#[derive(Clone, Copy)]
 pub struct NewRun<'a> {
     /// The script it follows (its id, version and fields are recorded).
     pub program: &'a Program,
@@ -53,8 +53,8 @@ pub struct NewRun<'a> {
     pub events: &'a [RunEvent],
 }
 
-/// A finished run, as the CRM planner sees it.
-#[derive(Debug, Clone, Copy)]
+/// A finished run, as the CRM planner sees it. `Debug` shows ids only.
+#[derive(Clone, Copy)]
 pub struct FinishedRun<'a> {
     /// The run.
     pub run: RunId,
@@ -66,6 +66,29 @@ pub struct FinishedRun<'a> {
     pub call: Option<CallId>,
     /// What the run found out.
     pub record: &'a RunRecord,
+}
+
+impl std::fmt::Debug for NewRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewRun")
+            .field("program", &self.program)
+            .field("contact", &self.contact)
+            .field("call", &self.call)
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for FinishedRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FinishedRun")
+            .field("run", &self.run)
+            .field("contact", &self.contact.map(|c| c.id))
+            .field("agent", &self.agent)
+            .field("call", &self.call)
+            .field("outcome", &self.record.outcome)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A stored run, with everything needed to resume it.

@@ -40,14 +40,31 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// `2026-03-31T14:30:05Z`.
 pub fn iso(t: Timestamp) -> String {
     let days = t.0.div_euclid(DAY_MS);
-    let ms = t.0.rem_euclid(DAY_MS) / 1000;
+    let secs = t.0.rem_euclid(DAY_MS) / 1000;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        ms / 3600,
-        ms / 60 % 60,
-        ms % 60
-    )
+    if !(0..=9999).contains(&y) {
+        return format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        );
+    }
+    // Exports format two of these per row: digits by hand, one allocation.
+    let mut b = *b"0000-00-00T00:00:00Z";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (0..width).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, i64::from(m));
+    put(8, 2, i64::from(d));
+    put(11, 2, secs / 3600);
+    put(14, 2, secs / 60 % 60);
+    put(17, 2, secs % 60);
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 /// Read `YYYY-MM-DD` (the start of that day, UTC) or `YYYY-MM-DDTHH:MM[:SS]` (UTC).
@@ -102,6 +119,8 @@ mod tests {
     #[test]
     fn round_trips() {
         assert_eq!(iso(Timestamp(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(Timestamp(-1)), "1969-12-31T23:59:59Z");
+        assert_eq!(iso(Timestamp(253_402_300_800_000)), "10000-01-01T00:00:00Z");
         let t = parse("2026-03-31T14:30").unwrap();
         assert_eq!(iso(t), "2026-03-31T14:30:00Z");
         assert_eq!(

@@ -19,6 +19,8 @@ struct OneItem;
 
 impl CrmPlanner for OneItem {
     fn plan_run(&self, run: &FinishedRun<'_>) -> Vec<NewOutboxItem> {
+        // A careless planner that logs what it gets: still no personal data.
+        log::debug!("test planner: {run:?}");
         vec![NewOutboxItem {
             target: "webhook".into(),
             kind: "run_finished".into(),
@@ -28,6 +30,7 @@ impl CrmPlanner for OneItem {
         }]
     }
     fn plan_call(&self, call: &callhelper_store::calls::Call) -> Vec<NewOutboxItem> {
+        log::debug!("test planner: {call:?}");
         vec![NewOutboxItem {
             target: "webhook".into(),
             kind: "call_finished".into(),
@@ -416,6 +419,21 @@ fn logs_of_a_full_session_hold_no_personal_data() {
     shown += &format!("{:?}\n", f.store.subject_access(&f.admin, PEOPLE[1].1));
     shown += &format!("{:?}\n", f.store.destroy_person(&f.admin, ids[2]));
     shown += &format!("{:?}\n", f.store.audit_log(&f.admin, 1000).unwrap());
+    let contact = f.store.contact(&f.admin, ids[1]).unwrap();
+    let ctx = callhelper_script::Context {
+        contact: contact.script_variables(),
+        agent: Default::default(),
+    };
+    let program = common::program();
+    let (_, events) = callhelper_script::Run::start(program.clone(), ctx.clone(), Timestamp(1));
+    let new = callhelper_store::runs::NewRun {
+        program: &program,
+        contact: Some(ids[1]),
+        call: None,
+        context: &ctx,
+        events: &events,
+    };
+    shown += &format!("{new:?} {contact:?}\n");
     let logs = common::logs().lock().unwrap().clone();
     assert!(
         logs.contains("run") && logs.contains("finished"),
