@@ -36,13 +36,22 @@ fn run_error(e: RunError) -> Error {
     Error::new("run.refused", e.message())
 }
 
-/// How the database key is protected.
-#[derive(Debug, Clone)]
+/// How the database key is protected. `Debug` never shows the passphrase.
+#[derive(Clone)]
 pub enum KeyChoice {
     /// A random key in the OS keychain (the default).
     Keychain,
     /// A passphrase the administrator chose (no keychain on this machine).
     Passphrase(String),
+}
+
+impl std::fmt::Debug for KeyChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyChoice::Keychain => "Keychain",
+            KeyChoice::Passphrase(_) => "Passphrase(<secret>)",
+        })
+    }
 }
 
 impl KeyChoice {
