@@ -512,18 +512,22 @@ impl Store {
         // One read transaction: the counts and both cursors see the same snapshot.
         let tx = db.transaction()?;
         let p = params(filter);
-        // One pass for the counts and the id range the field cursor needs.
-        let (total, blocked, first, last): (u64, u64, Option<i64>, Option<i64>) = tx.query_row(
+        // The counts and the id range the field cursor needs, from the indexes where the
+        // filter allows: no join, and the blocked people through their partial index.
+        let (all, first, last): (u64, Option<i64>, Option<i64>) = tx.query_row(
+            &format!("SELECT count(*), min(r.id), max(r.id) FROM runs r WHERE {WHERE}"),
+            rusqlite::params_from_iter(p.iter()),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let blocked: u64 = tx.query_row(
             &format!(
-                "SELECT count(*) FILTER (WHERE c.blocked_at IS NULL),
-                        count(*) FILTER (WHERE c.blocked_at IS NOT NULL),
-                        min(r.id) FILTER (WHERE c.blocked_at IS NULL),
-                        max(r.id) FILTER (WHERE c.blocked_at IS NULL)
-                 FROM runs r LEFT JOIN contacts c ON c.id = r.contact_id WHERE {WHERE}"
+                "SELECT count(*) FROM contacts c JOIN runs r ON r.contact_id = c.id
+                 WHERE c.blocked_at IS NOT NULL AND {WHERE}"
             ),
             rusqlite::params_from_iter(p.iter()),
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| r.get(0),
         )?;
+        let total = all - blocked.min(all);
         let agents: std::collections::HashMap<i64, String> = tx
             .prepare("SELECT id, login FROM users")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?

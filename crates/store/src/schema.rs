@@ -184,6 +184,7 @@ CREATE INDEX outbox_contact ON outbox(contact_id);
 CREATE INDEX runs_script ON runs(script_id, started_at);
 CREATE INDEX runs_agent ON runs(agent_id, started_at);
 CREATE INDEX contacts_updated ON contacts(updated_at);
+CREATE INDEX contacts_blocked ON contacts(blocked_at) WHERE blocked_at IS NOT NULL;
 "#,
 ];
 
