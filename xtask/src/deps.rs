@@ -37,6 +37,23 @@ const GROUPS: &[Group] = &[
         purpose: Purpose::Test,
         packages: &["dbus", "dbus-x11", "gnome-keyring"],
     },
+    Group {
+        why: "phone: liblinphone (the SIP and media engine) and libclang for its bindings",
+        purpose: Purpose::Run,
+        packages: &["liblinphone-dev", "libclang-dev"],
+    },
+    Group {
+        why: "phone tests and benchmark: SIPp, Kamailio (with TLS), baresip, openssl, tcpdump",
+        purpose: Purpose::Test,
+        packages: &[
+            "sip-tester",
+            "kamailio",
+            "kamailio-tls-modules",
+            "baresip",
+            "openssl",
+            "tcpdump",
+        ],
+    },
 ];
 
 fn installed(package: &str) -> bool {

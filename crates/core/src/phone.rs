@@ -22,6 +22,7 @@
 //!                "ringer": ["Speakers"] },
 //!   "dtmf": "rfc4733",
 //!   "sip_port": 5060,
+//!   "ptime": 20,
 //!   "tls_root_ca": "/etc/ssl/certs/ca-certificates.crt"
 //! }
 //! ```
@@ -29,7 +30,9 @@
 //! Account fields: `name` (ours), `username`, `domain`, `password`, and optionally
 //! `auth_username`, `realm`, `registrar` (`host[:port]`, default the domain),
 //! `transport` (`udp`, `tcp`, `tls`), `display_name`, `expires` (seconds, default 600),
-//! `register` (default true). `dtmf` is `rfc4733` or `sip_info`. Device lists are ranked:
+//! `register` (default true). `dtmf` is `rfc4733` or `sip_info`. `ptime` is the audio
+//! packet duration we send in milliseconds (default 20; 10 makes the first audio packet
+//! of a call leave about 10 ms sooner, for some 20% more bandwidth). Device lists are ranked:
 //! the first one present is used, and a vanished device falls back to the next. The file
 //! holds passwords: the `phone/` folder is private to the user.
 //!
@@ -81,6 +84,9 @@ pub struct PhoneSettings {
     /// Certificate authorities for TLS registrars (the system's when absent).
     #[serde(default)]
     pub tls_root_ca: Option<PathBuf>,
+    /// Audio packet duration we send, in ms (default 20; 10 starts audio ~10 ms sooner).
+    #[serde(default)]
+    pub ptime: Option<u16>,
 }
 
 impl PhoneSettings {
@@ -141,6 +147,7 @@ impl PhoneSettings {
         c.accounts = accounts;
         c.dtmf = self.dtmf;
         c.tls.root_ca = self.tls_root_ca.clone();
+        c.ptime = self.ptime;
         c.engine_log = log::max_level();
         c
     }

@@ -115,6 +115,7 @@ struct Engine {
     media_grace: Duration,
     quality_every: Duration,
     register_timeout: Duration,
+    fixed_tick: Option<Duration>,
 }
 
 fn port_value(p: Port) -> i32 {
@@ -231,6 +232,7 @@ impl Engine {
             media_grace: cfg.media_grace,
             quality_every: cfg.quality_every,
             register_timeout: cfg.register_timeout,
+            fixed_tick: cfg.fixed_tick,
         };
         engine.configure(cfg)?;
         for account in &cfg.accounts {
@@ -248,6 +250,9 @@ impl Engine {
             let version = cstr(env!("CARGO_PKG_VERSION"));
             sys::linphone_core_set_user_agent(core, ua.as_ptr(), version.as_ptr());
             sys::linphone_core_enable_ipv6(core, 0);
+            if let Some(ms) = cfg.ptime {
+                sys::linphone_core_set_upload_ptime(core, i32::from(ms));
+            }
             if let Some(ip) = cfg.bind {
                 // Without an account, calls go out as this identity; its host must be the
                 // bound address, not whatever liblinphone guesses (an IPv6 address here).
@@ -372,6 +377,9 @@ impl Engine {
     // ----- the crank -------------------------------------------------------------------
 
     fn next_tick(&self, now: Instant) -> Duration {
+        if let Some(t) = self.fixed_tick {
+            return t;
+        }
         let settling = self.calls.values().any(|c| match c.leg.state() {
             CallState::Idle | CallState::Dialing | CallState::EarlyMedia => true,
             CallState::Ringing => c.leg.direction() == Direction::Outgoing,

@@ -43,7 +43,12 @@ fn tone_samples(hz: f32, secs: f32, rate: u32, amplitude: f32) -> Vec<i16> {
 
 /// A sine tone WAV (16 kHz, half scale).
 pub fn write_tone(path: &Path, hz: f32, secs: f32) -> PathBuf {
-    write_wav(path, 16_000, &tone_samples(hz, secs, 16_000, 0.5));
+    write_tone_at(path, hz, secs, 16_000)
+}
+
+/// A sine tone WAV at a sample rate (baresip's `aufile` reads 8 kHz only).
+pub fn write_tone_at(path: &Path, hz: f32, secs: f32, rate: u32) -> PathBuf {
+    write_wav(path, rate, &tone_samples(hz, secs, rate, 0.5));
     path.to_path_buf()
 }
 

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use callhelper_phone::{AudioIo, CallId, CallState, Event, Listen, Phone, PhoneConfig, Port};
 
-/// A scratch folder, removed when the test passes (kept when it fails, for the logs).
+/// A scratch folder, removed when the test passes (kept when it fails, for the logs, or
+/// when `PHONE_TEST_KEEP` is set).
 pub struct Scratch {
     path: PathBuf,
 }
@@ -44,7 +45,7 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("PHONE_TEST_KEEP").is_some() {
             eprintln!("test files kept in {}", self.path.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.path);

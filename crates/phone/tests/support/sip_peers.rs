@@ -164,44 +164,70 @@ pub struct Baresip {
     /// Where its `sndfile` module writes what it sends (`*-enc.wav`) and hears (`*-dec.wav`).
     pub recordings: PathBuf,
     ctrl: u16,
+    /// Its SIP port.
+    pub sip: u16,
 }
 
 /// Start baresip registered as `user` at the registrar; it answers every call itself,
 /// plays `play` (a WAV) into it and records both directions.
 pub fn baresip(dir: &Scratch, reg: &Registrar, user: &str, password: &str, play: &Path) -> Baresip {
+    let account = format!(
+        "<sip:{user}@{DOMAIN};transport=udp>;auth_pass={password};outbound=\"sip:127.0.0.1:{};transport=udp\";\
+         regint=60;answermode=auto;audio_codecs=pcmu",
+        reg.port
+    );
+    start_baresip(dir, &account, play, true)
+}
+
+/// Start baresip as a plain caller (no registration, no recording, quiet log) that
+/// plays `play` into its calls: the benchmark's reference client.
+pub fn baresip_caller(dir: &Scratch, play: &Path) -> Baresip {
+    start_baresip(
+        dir,
+        "<sip:bench@127.0.0.1;transport=udp>;regint=0;audio_codecs=pcmu",
+        play,
+        false,
+    )
+}
+
+fn start_baresip(dir: &Scratch, account: &str, play: &Path, record: bool) -> Baresip {
     let bin = require("baresip", "baresip");
     let home = dir.join("baresip");
     let recordings = dir.join("baresip-recordings");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::create_dir_all(&recordings).unwrap();
     let (sip, ctrl) = (free_port(), free_port());
+    let filter = if record { "module sndfile.so\n" } else { "" };
     // No sound card: ALSA's "null" device takes what baresip would play.
     let config = format!(
         "poll_method epoll\nsip_listen 127.0.0.1:{sip}\naudio_player alsa,null\naudio_alert alsa,null\n\
          audio_source aufile,{play}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule alsa.so\n\
-         module aufile.so\nmodule sndfile.so\nmodule_tmp account.so\nmodule_app ctrl_tcp.so\n\
+         module aufile.so\n{filter}module_tmp account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\n\
          ctrl_tcp_listen 127.0.0.1:{ctrl}\nsnd_path {rec}\n",
         play = play.display(),
         rec = recordings.display()
     );
     std::fs::write(home.join("config"), config).unwrap();
-    std::fs::write(
-        home.join("accounts"),
-        format!(
-            "<sip:{user}@{DOMAIN};transport=udp>;auth_pass={password};outbound=\"sip:127.0.0.1:{};transport=udp\";\
-             regint=60;answermode=auto;audio_codecs=pcmu\n",
-            reg.port
-        ),
-    )
-    .unwrap();
+    std::fs::write(home.join("accounts"), format!("{account}\n")).unwrap();
     let mut cmd = Command::new(bin);
-    cmd.arg("-f").arg(&home).args(["-v", "-n", "127.0.0.1"]);
+    cmd.arg("-f").arg(&home);
+    if record {
+        // -v logs each received RFC 4733 event, which the DTMF test reads.
+        cmd.arg("-v");
+    }
+    cmd.args(["-n", "127.0.0.1"]);
     let mut peer = Peer::spawn("baresip", cmd, dir.path());
-    peer.wait_output("200 OK", Duration::from_secs(10));
+    let ready = if account.contains("regint=0") {
+        "baresip is ready"
+    } else {
+        "200 OK"
+    };
+    peer.wait_output(ready, Duration::from_secs(10));
     Baresip {
         peer,
         recordings,
         ctrl,
+        sip,
     }
 }
 
