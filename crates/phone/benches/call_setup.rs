@@ -147,7 +147,7 @@ fn start_capture(dir: &Scratch, file: &Path) -> Result<Capture, String> {
     ])
     .arg(file)
     .arg("udp");
-    let mut peer = Peer::spawn("tcpdump", cmd, dir.path());
+    let peer = Peer::spawn("tcpdump", cmd, dir.path());
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while std::time::Instant::now() < deadline {
         let out = peer.output();

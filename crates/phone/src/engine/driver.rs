@@ -1218,6 +1218,8 @@ impl Engine {
                     self.emit(Event::Warning {
                         warning: Warning::DeviceRefused { device: id.clone() },
                     });
+                } else if !self.calls.is_empty() && s.role != DeviceRole::Ringer {
+                    self.switch_in_call(s.role, id);
                 }
             }
             self.emit(Event::Device(s));
@@ -1231,6 +1233,28 @@ impl Engine {
             });
         }
         self.warned_no_device = missing;
+    }
+
+    /// Move the audio of the calls under way to another device (the settings above only
+    /// apply to the next call).
+    fn switch_in_call(&self, role: DeviceRole, id: &str) {
+        // SAFETY: our core; the list and its references are released here.
+        unsafe {
+            let list = sys::linphone_core_get_extended_audio_devices(self.core);
+            let found = ffi::list_items(list)
+                .into_iter()
+                .map(|d| d.cast::<sys::LinphoneAudioDevice>())
+                .find(|d| {
+                    ffi::string(sys::linphone_audio_device_get_id(*d)).as_deref() == Some(id)
+                });
+            if let Some(d) = found {
+                match role {
+                    DeviceRole::Capture => sys::linphone_core_set_input_audio_device(self.core, d),
+                    _ => sys::linphone_core_set_output_audio_device(self.core, d),
+                }
+            }
+            sys::bctbx_list_free_with_data(list, Some(unref_device));
+        }
     }
 
     fn network_changed(&mut self, change: NetworkChange) {
