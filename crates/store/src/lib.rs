@@ -299,3 +299,9 @@ fn connect(path: &Path, material: &Material, exists: bool) -> Result<Connection>
 pub fn db_path(store_dir: &Path) -> PathBuf {
     store_dir.join(DB_FILE)
 }
+
+// The store is shared between the app's threads (the UI, the CRM worker).
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Store>();
+};

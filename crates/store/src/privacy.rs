@@ -104,12 +104,16 @@ fn delete_runs(tx: &Connection, which: &str, arg: i64) -> Result<(u64, u64)> {
         &format!("DELETE FROM callbacks WHERE run_id IN (SELECT id FROM runs WHERE {which})"),
         [arg],
     )? as u64;
+    let data = tx.execute(
+        &format!("DELETE FROM run_data WHERE run_id IN (SELECT id FROM runs WHERE {which})"),
+        [arg],
+    )? as u64;
     let work = tx.execute(
         &format!("DELETE FROM outbox WHERE run_id IN (SELECT id FROM runs WHERE {which})"),
         [arg],
     )? as u64;
     let runs = tx.execute(&format!("DELETE FROM runs WHERE {which}"), [arg])? as u64;
-    Ok((runs, events + fields + callbacks + work))
+    Ok((runs, events + fields + data + callbacks + work))
 }
 
 /// Destroy one contact and everything about them, inside a transaction.

@@ -195,7 +195,14 @@ pub fn full_run(
     at: i64,
 ) -> RunId {
     let program = program();
-    let (mut run, events) = Run::start(program.clone(), Context::default(), Timestamp(at));
+    // The context carries the contact's variables, as the app's does (personal data).
+    let context = Context {
+        contact: contact
+            .map(|c| store.contact(s, c).unwrap().script_variables())
+            .unwrap_or_default(),
+        agent: Default::default(),
+    };
+    let (mut run, events) = Run::start(program.clone(), context, Timestamp(at));
     let id = store
         .start_run(
             s,
