@@ -212,8 +212,8 @@ pub enum Outcome {
     NoAudio,
 }
 
-/// `callhelper phone call`.
-#[derive(Debug, Clone, Default)]
+/// `callhelper phone call`. `Debug` masks the number called.
+#[derive(Clone, Default)]
 pub struct CallRequest {
     /// A SIP address, a number or user at the account's domain, or [`DEMO`].
     pub to: String,
@@ -227,6 +227,19 @@ pub struct CallRequest {
     pub dtmf: Option<String>,
     /// Hang up this long after the answer (else wait for the far end to hang up).
     pub hangup_after: Option<Duration>,
+}
+
+impl std::fmt::Debug for CallRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallRequest")
+            .field("to", &callhelper_phone::Address::new(self.to.clone()))
+            .field("account", &self.account)
+            .field("play", &self.play)
+            .field("record", &self.record)
+            .field("dtmf", &self.dtmf.as_ref().map(|_| "***"))
+            .field("hangup_after", &self.hangup_after)
+            .finish()
+    }
 }
 
 /// `callhelper phone answer`.

@@ -759,7 +759,9 @@ impl Engine {
                 unsafe { sys::linphone_account_refresh_register(self.accounts[i].ptr) };
                 Ok(Reply::Done)
             }
-            Command::Call { to, options } => self.place_call(&to, options, now).map(Reply::Call),
+            Command::Call { to, options } => {
+                self.place_call(to.as_str(), options, now).map(Reply::Call)
+            }
             Command::Answer { call, options } => self.answer(call, options).map(|_| Reply::Done),
             Command::Decline { call, how } => {
                 let e = self.ringing_incoming(call, "declining")?;
@@ -820,7 +822,7 @@ impl Engine {
             }
             Command::Transfer { call, to } => {
                 let p = self.live(call)?.ptr;
-                let addr = self.interpret(&to)?;
+                let addr = self.interpret(to.as_str())?;
                 // SAFETY: a live call and a valid address.
                 let st = unsafe { sys::linphone_call_transfer_to(p, addr.0) };
                 self.transfer_requested(call, st, now)

@@ -22,6 +22,7 @@ use crate::devices::{AudioDevice, DevicePreferences};
 use crate::dtmf::DtmfMethod;
 use crate::error::{PhoneError, StartError};
 use crate::event::Event;
+use crate::redact::Address;
 
 /// A SIP listening port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -200,7 +201,7 @@ pub enum Command {
     /// at the account's domain). Replies with the new call's id.
     Call {
         /// Whom to call.
-        to: String,
+        to: Address,
         /// Options.
         options: CallOptions,
     },
@@ -245,7 +246,7 @@ pub enum Command {
         /// The call to hand over.
         call: CallId,
         /// Where to.
-        to: String,
+        to: Address,
     },
     /// Attended transfer: connect the far ends of two of our calls to each other.
     TransferAttended {
@@ -387,7 +388,7 @@ impl Phone {
     /// See [`Command::Call`].
     pub fn call(&self, to: &str, options: CallOptions) -> Result<CallId, PhoneError> {
         match self.execute(Command::Call {
-            to: to.into(),
+            to: Address::new(to),
             options,
         })? {
             Reply::Call(id) => Ok(id),
@@ -443,7 +444,7 @@ impl Phone {
     pub fn transfer(&self, call: CallId, to: &str) -> Result<(), PhoneError> {
         self.done(Command::Transfer {
             call,
-            to: to.into(),
+            to: Address::new(to),
         })
     }
 
