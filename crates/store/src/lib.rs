@@ -200,6 +200,13 @@ fn key_for(path: &Path, unlock: &Unlock, exists: bool) -> Result<Material> {
             Ok(Material::Raw(k.clone()))
         }
         Unlock::Passphrase(p) => {
+            if exists && matches!(marker, Some(Marker::Keychain { .. })) {
+                // Trying the passphrase would only say "wrong key"; say what is wrong.
+                return Err(StoreError::Invalid(callhelper_script::Text::new(
+                    "This database is protected by the OS keychain, not by a passphrase: do not give one (unset CALLHELPER_DB_PASSPHRASE).",
+                    "Эта база данных защищена хранилищем ключей ОС, а не паролем: не указывайте пароль (уберите CALLHELPER_DB_PASSPHRASE).",
+                )));
+            }
             if !exists {
                 key::write_marker(path, &Marker::Passphrase)?;
             }

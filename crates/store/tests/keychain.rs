@@ -80,6 +80,10 @@ fn keychain_child() {
     let store = Store::open(&path, &Unlock::Keychain).unwrap();
     assert!(store.has_users().unwrap());
     drop(store);
+    // A passphrase is refused with a clear word, not "wrong key".
+    let pass = callhelper_store::Passphrase::new("some passphrase".into()).unwrap();
+    let err = Store::open(&path, &Unlock::Passphrase(pass)).unwrap_err();
+    assert!(err.message().en.contains("OS keychain"), "{err:?}");
     // With the key gone from the keychain: a clear error, and the file is untouched.
     let before = std::fs::read(&path).unwrap();
     callhelper_store::key::forget_keychain_key(&path).unwrap();
