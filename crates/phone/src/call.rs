@@ -323,7 +323,8 @@ impl CallLeg {
                 EndReason::CancelledLocally
             }
             (EndReason::HungUpLocally, _, Direction::Incoming, false) => EndReason::DeclinedLocally,
-            (EndReason::HungUpRemotely, _, Direction::Incoming, false) => {
+            // The caller gave up, or nobody answered in time: a missed call either way.
+            (EndReason::HungUpRemotely | EndReason::NoAnswer, _, Direction::Incoming, false) => {
                 EndReason::CancelledRemotely
             }
             // An outgoing call the far end dropped before answering without a final
@@ -454,6 +455,29 @@ mod tests {
             *seen.last().unwrap(),
             C::Ended {
                 reason: EndReason::DeclinedLocally
+            }
+        );
+        // liblinphone says "not answered" for a cancelled incoming call (and for its own
+        // ring timeout): also a missed call.
+        let (_, seen) = run(
+            Direction::Incoming,
+            &[S::Incoming, S::Ended(EndReason::NoAnswer)],
+        );
+        assert_eq!(
+            *seen.last().unwrap(),
+            C::Ended {
+                reason: EndReason::CancelledRemotely
+            }
+        );
+        // An outgoing call nobody answered keeps its reason.
+        let (_, seen) = run(
+            Direction::Outgoing,
+            &[S::Dial, S::Ended(EndReason::NoAnswer)],
+        );
+        assert_eq!(
+            *seen.last().unwrap(),
+            C::Ended {
+                reason: EndReason::NoAnswer
             }
         );
     }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use callhelper_phone::{
-    AnswerOptions, AudioIo, CallId, CallOptions, CallState, DevicePreferences, DtmfMethod,
+    AnswerOptions, AudioIo, CallId, CallOptions, CallState, Decline, DevicePreferences, DtmfMethod,
     EndReason, Event, Hold, Warning,
 };
 
@@ -254,4 +254,52 @@ fn no_sound_card_is_said_at_start() {
             .then_some(())
         });
     }
+}
+
+#[test]
+fn busy_decline_and_a_missed_call_between_our_engines() {
+    let dir = Scratch::new("ours-decline");
+    let mut a = party(&dir, "a", Some(speech()));
+    let mut b = party(&dir, "b", Some(speech()));
+    // B is busy.
+    let out = a
+        .phone
+        .call(&b.uri("agent"), CallOptions::default())
+        .unwrap();
+    let inc = b.wait_incoming(5 * SEC);
+    b.phone.decline(inc, Decline::Busy).unwrap();
+    assert_eq!(
+        a.wait_state(out, |s| s.is_ended(), 5 * SEC),
+        CallState::Ended {
+            reason: EndReason::Busy
+        }
+    );
+    assert_eq!(
+        b.wait_state(inc, |s| s.is_ended(), 5 * SEC),
+        CallState::Ended {
+            reason: EndReason::DeclinedLocally
+        }
+    );
+    // A gives up before B answers: a missed call for B.
+    let out = a
+        .phone
+        .call(&b.uri("agent"), CallOptions::default())
+        .unwrap();
+    let inc = b.wait_incoming(5 * SEC);
+    b.wait_state(inc, |s| *s == CallState::Ringing, 2 * SEC);
+    a.phone.hang_up(out).unwrap();
+    assert_eq!(
+        a.wait_state(out, |s| s.is_ended(), 5 * SEC),
+        CallState::Ended {
+            reason: EndReason::CancelledLocally
+        }
+    );
+    assert_eq!(
+        b.wait_state(inc, |s| s.is_ended(), 5 * SEC),
+        CallState::Ended {
+            reason: EndReason::CancelledRemotely
+        }
+    );
+    // Answering a call that is gone is refused, not a crash.
+    assert!(b.phone.answer(inc, AnswerOptions::default()).is_err());
 }

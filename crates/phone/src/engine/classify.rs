@@ -45,11 +45,14 @@ pub(crate) fn end_reason(
     local: bool,
     error: bool,
 ) -> EndReason {
+    if local {
+        // Whatever reason liblinphone gives (our own 486 or 603 when declining, 487 for
+        // a cancel), we ended it; the call model says how.
+        return EndReason::HungUpLocally;
+    }
     match reason {
         sys::LinphoneReasonBusy => EndReason::Busy,
-        sys::LinphoneReasonDeclined | sys::LinphoneReasonDoNotDisturb if !local => {
-            EndReason::Declined
-        }
+        sys::LinphoneReasonDeclined | sys::LinphoneReasonDoNotDisturb => EndReason::Declined,
         sys::LinphoneReasonNotAnswered => EndReason::NoAnswer,
         sys::LinphoneReasonNotFound
         | sys::LinphoneReasonAddressIncomplete
@@ -60,7 +63,6 @@ pub(crate) fn end_reason(
         | sys::LinphoneReasonTemporarilyUnavailable
         | sys::LinphoneReasonBadGateway => EndReason::Unreachable,
         sys::LinphoneReasonTransferred => EndReason::Transferred,
-        _ if local => EndReason::HungUpLocally,
         _ if error || sip_code.is_some_and(|c| c >= 300) => EndReason::Failed { sip_code },
         _ => EndReason::HungUpRemotely,
     }
@@ -148,7 +150,11 @@ mod tests {
                 sip_code: Some(488)
             }
         );
-        // Our own decline comes back as "declined" from liblinphone: it is a local end.
+        // Our own decline comes back as "declined" or "busy": it is a local end.
+        assert_eq!(
+            r(sys::LinphoneReasonBusy, Some(486), true),
+            EndReason::HungUpLocally
+        );
         assert_eq!(
             r(sys::LinphoneReasonDeclined, None, true),
             EndReason::HungUpLocally

@@ -797,7 +797,8 @@ impl Engine {
             ),
             Command::Mute { call, muted } => {
                 let p = self.live(call)?.ptr;
-                // SAFETY: a live call.
+                // SAFETY: a live call. liblinphone mutes the sound card's capture; a
+                // played file (tests, the demo line) has no volume stage and stays audible.
                 unsafe { sys::linphone_call_set_microphone_muted(p, b(muted)) };
                 self.calls.get_mut(&call).expect("checked").muted = muted;
                 Ok(Reply::Done)
