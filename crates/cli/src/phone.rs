@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use callhelper_core::phone::{self, AnswerRequest, CallRequest, Outcome, PhoneEvent};
+use callhelper_core::phone::{
+    self, AnswerRequest, CallRequest, Outcome, PhoneEvent, Reported, SessionEvent,
+};
 use clap::Subcommand;
 
 use crate::Ctx;
@@ -84,7 +86,13 @@ pub fn run(cmd: PhoneCommand, ctx: &Ctx) -> ExitCode {
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
         }
-        if let Some(m) = &e.message {
+        // The reason a failure happened, not the final "failed".
+        let done = matches!(e.what, Reported::Session(SessionEvent::Done { .. }));
+        if let Some(m) = e
+            .message
+            .as_ref()
+            .filter(|_| !done || last_message.is_none())
+        {
             last_message = Some(m.get(ctx.lang).to_string());
         }
     };
