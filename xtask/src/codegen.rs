@@ -11,21 +11,57 @@ struct Generated {
     content: String,
 }
 
-fn all() -> Vec<Generated> {
+fn all(root: &Path) -> Result<Vec<Generated>, String> {
     let schema = callhelper_script::json_schema();
-    vec![Generated {
-        path: "docs/script-schema.json",
-        content: format!(
-            "{}\n",
-            serde_json::to_string_pretty(&schema).expect("a schema is always JSON")
-        ),
-    }]
+    Ok(vec![
+        Generated {
+            path: "docs/script-schema.json",
+            content: format!(
+                "{}\n",
+                serde_json::to_string_pretty(&schema).expect("a schema is always JSON")
+            ),
+        },
+        Generated {
+            path: "ui/src/lib/bindings.ts",
+            content: desktop_bindings(root)?,
+        },
+    ])
+}
+
+/// The interface's TypeScript types of the desktop shell's commands and events. The shell
+/// generates them from its Rust types (`src-tauri/src/bindings.rs`); xtask does not link
+/// the shell (it needs WebKitGTK), so it runs it.
+fn desktop_bindings(root: &Path) -> Result<String, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let args = [
+        "run",
+        "--quiet",
+        "-p",
+        "callhelper-desktop",
+        "--",
+        "--print-bindings",
+    ];
+    eprintln!("$ {cargo} {}", args.join(" "));
+    let out = std::process::Command::new(&cargo)
+        .args(args)
+        .current_dir(root)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start {cargo}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{cargo} {}` failed ({})",
+            args.join(" "),
+            out.status
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|e| format!("the bindings are not UTF-8: {e}"))
 }
 
 /// Write every generated file, or with `check`, fail when any differs.
 pub fn run(root: &Path, check: bool) -> Result<(), String> {
     let mut stale = Vec::new();
-    for g in all() {
+    for g in all(root)? {
         let path = root.join(g.path);
         let current = std::fs::read_to_string(&path).unwrap_or_default();
         if current == g.content {

@@ -38,6 +38,27 @@ const GROUPS: &[Group] = &[
         packages: &["dbus", "dbus-x11", "gnome-keyring"],
     },
     Group {
+        why: "desktop app: WebKitGTK and GTK (Tauri), the tray icon, SVG icons",
+        purpose: Purpose::Run,
+        packages: &[
+            "libwebkit2gtk-4.1-dev",
+            "libayatana-appindicator3-dev",
+            "librsvg2-dev",
+        ],
+    },
+    Group {
+        why: "desktop tests: a virtual display, WebKit's WebDriver, a session bus, screenshots",
+        purpose: Purpose::Test,
+        packages: &[
+            "xvfb",
+            "xauth",
+            "webkit2gtk-driver",
+            "x11-utils",
+            "dbus",
+            "imagemagick",
+        ],
+    },
+    Group {
         why: "phone: liblinphone (the SIP and media engine) and libclang for its bindings",
         purpose: Purpose::Run,
         packages: &["liblinphone-dev", "libclang-dev"],

@@ -8,6 +8,7 @@
 
 pub mod crm;
 pub mod data;
+pub mod desktop;
 pub mod error;
 pub mod licence;
 pub mod paths;

@@ -221,6 +221,13 @@ pub enum Action {
         /// With which outcome, if any.
         outcome: Option<String>,
     },
+    /// End the run now with a callback agreed (the desktop's outcome panel).
+    EndWithCallback {
+        /// The outcome (usually `callback`).
+        outcome: String,
+        /// When to call back (`YYYY-MM-DDTHH:MM` or a date).
+        at: String,
+    },
 }
 
 /// Apply an action to a run at time `at`. An answer token that is an objection's hotkey
@@ -243,6 +250,12 @@ pub fn apply(run: &mut Run, action: &Action, at: Timestamp) -> Result<Vec<RunEve
         Action::End { reason, outcome } => {
             run.end(*reason, outcome.as_deref().map(Outcome::parse), None, at)
         }
+        Action::EndWithCallback { outcome, at: when } => run.end(
+            EndReason::AgentEnded,
+            Some(Outcome::parse(outcome)),
+            Some(when.trim().to_owned()),
+            at,
+        ),
     }
 }
 
