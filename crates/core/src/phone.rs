@@ -124,11 +124,14 @@ impl PhoneSettings {
     pub fn account(&self, name: &str) -> Result<&Account, Error> {
         self.accounts.iter().find(|a| a.name == name).ok_or_else(|| {
             let known = self.accounts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ");
-            Error::new(
-                "phone.no_such_account",
+            let message = if known.is_empty() {
+                text!("there is no account named {name:?}: no SIP accounts are set up yet (add them to {SETTINGS_FILE} in the data folder's phone part)";
+                      "нет учётной записи {name:?}: учётные записи SIP ещё не настроены (добавьте их в {SETTINGS_FILE} в разделе phone папки данных)")
+            } else {
                 text!("there is no account named {name:?} in {SETTINGS_FILE} (accounts: {known})";
-                      "в {SETTINGS_FILE} нет учётной записи {name:?} (есть: {known})"),
-            )
+                      "в {SETTINGS_FILE} нет учётной записи {name:?} (есть: {known})")
+            };
+            Error::new("phone.no_such_account", message)
         })
     }
 
