@@ -217,7 +217,8 @@ fn with_store<S: Store>(store: S, cli: &Cli) -> Result<(), String> {
                 .issue(&order, keyfile::random_id()?, now)
                 .map_err(|e| e.to_string())?;
             eprintln!(
-                "issued licence {id}: {seats} seats until {}",
+                "issued licence {id}: {seats} {} until {}",
+                if *seats == 1 { "seat" } else { "seats" },
                 format_datetime(expires)
             );
             println!("{text}");
