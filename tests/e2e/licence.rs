@@ -67,7 +67,7 @@ impl Drop for Server {
     }
 }
 
-/// The app on one computer: `callhelper licence …` with its own data folder, trusting
+/// The app on one computer: `callhelper licence|phone …` with its own data folder, trusting
 /// the vendor's public key (debug builds take it from the environment).
 struct App {
     data: PathBuf,
@@ -76,8 +76,16 @@ struct App {
 
 impl App {
     fn run(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        self.callhelper("licence", args)
+    }
+
+    fn phone(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        self.callhelper("phone", args)
+    }
+
+    fn callhelper(&self, group: &str, args: &[&str]) -> (Option<i32>, String, String) {
         let out = Command::new(binary("callhelper"))
-            .arg("licence")
+            .arg(group)
             .args(args)
             .env("CALLHELPER_DATA_DIR", &self.data)
             .env("CALLHELPER_LICENCE_DEV_PUBLIC_KEY", &self.vendor_key)
@@ -161,6 +169,19 @@ fn a_key_is_issued_activated_used_and_deactivated_through_the_command_lines() {
     let (code, out, err) = app.run(&["status"]);
     assert_eq!(code, Some(0), "{out} {err}");
 
+    // Licensed, the phone leaves demo mode: a real address is dialled (nothing listens
+    // on the discard port, so TCP is refused at once) and accounts are looked up.
+    let (code, out, err) = app.phone(&["call", "sip:nobody@127.0.0.1:9;transport=tcp"]);
+    assert_eq!(code, Some(2), "{out} {err}");
+    assert!(out.contains("\"outcome\":\"failed\""), "{out}");
+    assert!(err.contains("could not be reached"), "{err}");
+    let (code, out, err) = app.phone(&["register", "--account", "office"]);
+    assert_eq!(code, Some(1), "{out} {err}");
+    assert!(
+        err.contains("\"office\"") && err.contains("no SIP accounts are set up"),
+        "{err}"
+    );
+
     // Deactivation frees the seat and returns the computer to demo mode.
     let (code, out, err) = app.run(&["deactivate"]);
     assert_eq!(code, Some(0), "{out} {err}");
@@ -168,6 +189,11 @@ fn a_key_is_issued_activated_used_and_deactivated_through_the_command_lines() {
     assert_eq!(app.status_json()["state"], "demo");
     let activations = admin_ok(&vendor.0, &["activations", &id, "--json"]);
     assert!(!activations.contains("\"state\":\"live\""), "{activations}");
+
+    // Back in demo mode the phone refuses real addresses again.
+    let (code, _, err) = app.phone(&["call", "sip:nobody@127.0.0.1:9;transport=tcp"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("Demo mode"), "{err}");
 
     // With the server gone, activation says it cannot reach it, and nothing changes.
     let url = server.url.clone();

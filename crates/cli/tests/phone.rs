@@ -113,32 +113,23 @@ fn a_call_with_nothing_to_send_is_reported_as_having_no_audio() {
 }
 
 #[test]
-fn unreachable_peers_and_unknown_accounts_fail_with_a_reason() {
-    let dir = tempdir("phone-fail");
-    // Port 9 (discard) has no SIP server on loopback: TCP is refused at once.
-    let out = callhelper_in(
-        &dir,
-        &["phone", "call", "sip:nobody@127.0.0.1:9;transport=tcp"],
-        "",
-    );
-    assert!(!out.status.success(), "{out:?}");
-    let ev = events(&out);
-    assert_eq!(named(&ev, "done")[0]["outcome"], "failed", "{ev:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("could not be reached"), "{stderr}");
-
-    let out = callhelper_in(&dir, &["phone", "register", "--account", "office"], "");
-    assert!(!out.status.success(), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("\"office\"") && stderr.contains("no SIP accounts are set up"),
-        "{stderr}"
-    );
-
-    let out = callhelper_in(&dir, &["phone", "call", "not an address"], "");
-    assert!(!out.status.success(), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("SIP address"), "{stderr}");
+fn without_a_licence_only_the_demo_line_can_be_used() {
+    let dir = tempdir("phone-unlicensed");
+    for args in [
+        &["phone", "call", "sip:1002@127.0.0.1:5060"][..],
+        &["phone", "answer", "--wait", "1"],
+        &["phone", "register", "--account", "office"],
+    ] {
+        let out = callhelper_in(&dir, args, "");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        // Refused before the engine starts: not a single event.
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("Demo mode") && stderr.contains("phone call demo"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 /// A fresh scratch folder for one test.

@@ -336,6 +336,21 @@ fn audio(play: &Option<PathBuf>, settings: &PhoneSettings) -> AudioIo {
     }
 }
 
+/// Calls other than to the demo line, answering and registering need a licence in force:
+/// without one the app is in demo mode (see [`crate::licence`]).
+fn require_licence(data: &DataDir) -> Result<(), Error> {
+    let status = crate::licence::status(data)?;
+    if !status.is_demo() {
+        return Ok(());
+    }
+    let why = crate::licence::describe(&status);
+    Err(Error::new(
+        "phone.licence_required",
+        text!("{} Only `callhelper phone call demo` works until then (`callhelper licence activate KEY`).", why.en;
+              "{} До тех пор работает только `callhelper phone call demo` (`callhelper licence activate КЛЮЧ`).", why.ru),
+    ))
+}
+
 /// How long to wait for a registration before calling anyway is pointless.
 const REGISTER_WAIT: Duration = Duration::from_secs(20);
 
@@ -345,9 +360,12 @@ pub fn call(
     req: CallRequest,
     report: &mut dyn FnMut(&PhoneEvent),
 ) -> Result<Outcome, Error> {
+    let demo = req.to.trim() == DEMO;
+    if !demo {
+        require_licence(data)?;
+    }
     let settings = PhoneSettings::load(data)?;
     let folder = data.part("phone")?;
-    let demo = req.to.trim() == DEMO;
     let account = match (&req.account, demo) {
         (Some(name), _) => Some(settings.account(name)?.clone()),
         (None, false) => settings.accounts.first().cloned(),
@@ -421,6 +439,7 @@ pub fn answer(
     req: AnswerRequest,
     report: &mut dyn FnMut(&PhoneEvent),
 ) -> Result<Outcome, Error> {
+    require_licence(data)?;
     let settings = PhoneSettings::load(data)?;
     let folder = data.part("phone")?;
     let config = settings.engine_config(
@@ -462,6 +481,7 @@ pub fn register(
     account: &str,
     report: &mut dyn FnMut(&PhoneEvent),
 ) -> Result<Outcome, Error> {
+    require_licence(data)?;
     let settings = PhoneSettings::load(data)?;
     let mut a = settings.account(account)?.clone();
     a.register = true;
