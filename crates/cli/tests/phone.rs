@@ -118,7 +118,6 @@ fn without_a_licence_only_the_demo_line_can_be_used() {
     for args in [
         &["phone", "call", "sip:1002@127.0.0.1:5060"][..],
         &["phone", "answer", "--wait", "1"],
-        &["phone", "register", "--account", "office"],
     ] {
         let out = callhelper_in(&dir, args, "");
         assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");

@@ -764,7 +764,7 @@ pub fn dial_token(dir: &DataDir) -> Result<Secret, Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The whole path: a run stored with the planner registered queues its work in the
     //! store's outbox; `sync` delivers it to a local webhook receiver; blocked people wait,
     //! destroyed people's work is gone, a refusal stays queued with the CRM's words until
@@ -795,7 +795,8 @@ steps:
   - { id: won, outcome: success }
 "#;
 
-    fn run_for(store: &Store, s: &Session, contact: ContactId, at: i64) -> i64 {
+    /// Store a finished run of a one-step script for `contact`; returns its id.
+    pub(crate) fn run_for(store: &Store, s: &Session, contact: ContactId, at: i64) -> i64 {
         let program =
             Arc::new(Program::new(load_str(SCRIPT, Dialect::Yaml).script.unwrap()).unwrap());
         let (mut run, events) = Run::start(program.clone(), Context::default(), Timestamp(at));
@@ -819,7 +820,22 @@ steps:
         id.0
     }
 
-    fn person(store: &Store, s: &Session, phone: &str) -> ContactId {
+    /// Start a local webhook receiver and connect the installation in `dir` to it.
+    pub(crate) fn connect_webhook(dir: &DataDir) -> WebhookServer {
+        let server = WebhookServer::start(WebhookConfig::default()).unwrap();
+        let conn = Connection::new(CrmKind::Webhook, server.url());
+        connect(
+            dir,
+            &conn,
+            Secret::new(WebhookConfig::default().secret),
+            None,
+        )
+        .unwrap();
+        server
+    }
+
+    /// Add a contact with this phone.
+    pub(crate) fn person(store: &Store, s: &Session, phone: &str) -> ContactId {
         store
             .add_contact(
                 s,
@@ -841,15 +857,7 @@ steps:
         let store = Store::open(&tmp.path().join("callhelper.db"), &key).unwrap();
         store.set_crm_planner(Arc::new(Planner::new(CrmKind::Webhook)));
         let s = store.create_first_admin("admin", "admin-password").unwrap();
-        let server = WebhookServer::start(WebhookConfig::default()).unwrap();
-        let conn = Connection::new(CrmKind::Webhook, server.url());
-        connect(
-            &dir,
-            &conn,
-            Secret::new(WebhookConfig::default().secret),
-            None,
-        )
-        .unwrap();
+        let server = connect_webhook(&dir);
 
         let (a, b, c) = (
             person(&store, &s, "+79161112233"),

@@ -93,6 +93,8 @@ struct State {
     registrations: BTreeMap<String, (String, Option<Text>)>,
     notices: Vec<Text>,
     scripts: PathBuf,
+    /// CRM delivery and licence renewal, once the database is open.
+    background: Option<crate::background::Background>,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -447,6 +449,7 @@ impl Workspace {
                     registrations: BTreeMap::new(),
                     notices: Vec::new(),
                     scripts: data.root().join("scripts"),
+                    background: None,
                 }),
                 data,
             }),
@@ -470,6 +473,35 @@ impl Workspace {
         (self.shared.emit)(e);
     }
 
+    /// Start the background work on the open database: CRM delivery (its problems become
+    /// notices) and licence renewal. Called without the state locked: the first report
+    /// comes at once.
+    fn start_background(&self, store: &Arc<Store>) {
+        use crate::background::{Background, Report};
+        let emit = self.shared.emit.clone();
+        let on_report = Arc::new(move |r: Report| {
+            let text = match r {
+                Report::CrmProblem { message } => message,
+                Report::Crm { failed, .. } if failed > 0 => text!(
+                    "{failed} item(s) could not be sent to the CRM and wait for a retry: see Settings → CRM";
+                    "Не удалось отправить в CRM записей: {failed}; они ждут повторной отправки (Настройки → CRM)"
+                ),
+                Report::Licence {
+                    problem: Some(p), ..
+                } => p,
+                _ => return,
+            };
+            emit(DeskEvent::Notice { text });
+        });
+        let bg = Background::start(
+            self.shared.data.clone(),
+            store.clone(),
+            Default::default(),
+            on_report,
+        );
+        self.state().background = Some(bg);
+    }
+
     /// Open (or create) the database and sign in, as far as can be done without asking.
     fn boot(&self, key: KeyChoice) -> Phase {
         let data = &self.shared.data;
@@ -491,16 +523,19 @@ impl Workspace {
                     st.settings.script = Some(setup::demo_script(st.lang()).to_owned());
                 }
                 st.settings.save(data)?;
-                st.store = Some(Arc::new(store));
+                let store = Arc::new(store);
+                st.store = Some(store.clone());
                 drop(st);
+                self.start_background(&store);
                 log::info!("desktop: demo installation created");
                 return self.auto_sign_in();
             }
             if matches!(key, KeyChoice::Keychain) && data::needs_passphrase(data)? {
                 return Ok(Phase::Unlock { first: false });
             }
-            let store = data::open(data, &key)?;
-            self.state().store = Some(Arc::new(store));
+            let store = Arc::new(data::open(data, &key)?);
+            self.state().store = Some(store.clone());
+            self.start_background(&store);
             self.auto_sign_in()
         })();
         result.unwrap_or_else(|e| {
@@ -1762,7 +1797,11 @@ impl Workspace {
         let mut st = self.state();
         let s = st.session_for(Area::Admin)?;
         let store = st.ready()?.0.clone();
-        crate::crm::retry(&store, &s, None)
+        let n = crate::crm::retry(&store, &s, None)?;
+        if let Some(bg) = &st.background {
+            bg.nudge();
+        }
+        Ok(n)
     }
 
     /// Leave demo mode: from now on everyone signs in (administrators).

@@ -6,6 +6,7 @@
 //! Errors cross this boundary as [`Error`] values with a stable `code` and a message in
 //! both interface languages; callers never match on message text.
 
+pub mod background;
 pub mod crm;
 pub mod data;
 pub mod desktop;

@@ -361,9 +361,6 @@ pub fn call(
     report: &mut dyn FnMut(&PhoneEvent),
 ) -> Result<Outcome, Error> {
     let demo = req.to.trim() == DEMO;
-    if !demo {
-        require_licence(data)?;
-    }
     let settings = PhoneSettings::load(data)?;
     let folder = data.part("phone")?;
     let account = match (&req.account, demo) {
@@ -371,6 +368,9 @@ pub fn call(
         (None, false) => settings.accounts.first().cloned(),
         (None, true) => None,
     };
+    if !demo {
+        require_licence(data)?;
+    }
     let line = if demo {
         Some(DemoLine::start(&folder.join("demo")).map_err(start_error)?)
     } else {
@@ -481,9 +481,9 @@ pub fn register(
     account: &str,
     report: &mut dyn FnMut(&PhoneEvent),
 ) -> Result<Outcome, Error> {
-    require_licence(data)?;
     let settings = PhoneSettings::load(data)?;
     let mut a = settings.account(account)?.clone();
+    require_licence(data)?;
     a.register = true;
     let folder = data.part("phone")?;
     let config = settings.engine_config(
