@@ -14,7 +14,7 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use callhelper_script::{Lang, Timestamp, Value, text};
+use callhelper_script::{Timestamp, text};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use crate::access::Permission;
 use crate::audit::{self, Audit};
 use crate::error::{Result, StoreError, io_error};
 use crate::runs::FieldInfo;
-use crate::time::iso;
+use crate::time::iso_into;
 use crate::{Session, Store};
 
 /// The file format of an export.
@@ -120,129 +120,223 @@ fn params(f: &Filter) -> [Sql; 5] {
     ]
 }
 
-/// One run as read from the cursor.
+/// One run as read from the cursors. All its text lives end to end in `text`; cells and
+/// fields point into it. Rows are recycled between the two halves of an export, so a
+/// steady export allocates nothing per row.
+#[derive(Default)]
 struct Row {
+    text: String,
     cells: Vec<Cell>,
-    /// (field id, value) of the run, in the cursor's order.
-    fields: Vec<(String, Value)>,
-    record: Option<String>,
+    fields: Vec<FieldCell>,
+    /// The stored record (JSON exports).
+    record: Option<Span>,
 }
 
+/// A byte range of [`Row::text`].
+#[derive(Clone, Copy)]
+struct Span(u32, u32);
+
+impl Row {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.cells.clear();
+        self.fields.clear();
+        self.record = None;
+    }
+
+    /// Append `s` to the row's text.
+    fn put(&mut self, s: &str) -> Span {
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        Span(start, self.text.len() as u32)
+    }
+
+    fn get(&self, span: Span) -> &str {
+        self.text
+            .get(span.0 as usize..span.1 as usize)
+            .unwrap_or("")
+    }
+
+    /// The value of field column `col`, if the run has one.
+    fn field(&self, col: u32) -> Option<&FieldCell> {
+        self.fields.iter().find(|f| f.col == col)
+    }
+}
+
+#[derive(Clone, Copy)]
 enum Cell {
     Empty,
     Int(i64),
-    Text(String),
+    Text(Span),
+}
+
+/// One stored field value of a run.
+struct FieldCell {
+    /// The index of its column, or `u32::MAX` when it has none.
+    col: u32,
+    name: Span,
+    /// The stored JSON, as it is (JSON exports).
+    raw: Span,
+    /// As people read it (CSV, XLSX): lists joined with `; `, yes/no, numbers without `.0`.
+    shown: Span,
+    /// Numbers stay numbers in XLSX.
+    number: Option<f64>,
 }
 
 /// Both cursors of an export, merged by run id.
 struct Reader<'c> {
     runs: rusqlite::Rows<'c>,
     fields: rusqlite::Rows<'c>,
-    /// A field row read ahead of its run.
-    pending: Option<(i64, String, String)>,
+    /// A field row read ahead of its run: (run id, field, value) in `ahead`'s text.
+    pending: Option<i64>,
+    ahead_field: String,
+    ahead_value: String,
     personal: std::collections::HashSet<String>,
+    columns: std::collections::HashMap<String, u32>,
     with_contact: bool,
     agents: std::collections::HashMap<i64, String>,
 }
 
+/// A text column (or NULL) without copying it out of SQLite.
+fn text_ref<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>> {
+    Ok(r.get_ref(i)?
+        .as_str_or_null()
+        .map_err(rusqlite::Error::from)?)
+}
+
 impl Reader<'_> {
-    fn next(&mut self) -> Result<Option<Row>> {
+    /// Read the next run into `row`; false at the end.
+    fn next_into(&mut self, row: &mut Row) -> Result<bool> {
+        row.clear();
         let Some(r) = self.runs.next()? else {
-            return Ok(None);
+            return Ok(false);
         };
         let id: i64 = r.get(0)?;
-        let mut cells = Vec::with_capacity(FIXED.len() + CONTACT.len());
-        cells.push(Cell::Int(id));
-        cells.push(Cell::Text(r.get(1)?));
-        cells.push(Cell::Int(r.get(2)?));
-        cells.push(Cell::Text(iso(Timestamp(r.get(3)?))));
-        cells.push(
-            r.get::<_, Option<i64>>(4)?
-                .map_or(Cell::Empty, |t| Cell::Text(iso(Timestamp(t)))),
-        );
-        cells.push(Cell::Text(r.get(5)?));
-        cells.push(
-            r.get::<_, Option<String>>(6)?
-                .map_or(Cell::Empty, Cell::Text),
-        );
-        cells.push(
-            r.get::<_, Option<i64>>(7)?
-                .and_then(|a| self.agents.get(&a))
-                .map_or(Cell::Empty, |l| Cell::Text(l.clone())),
-        );
+        row.cells.push(Cell::Int(id));
+        let script = row.put(text_ref(r, 1)?.unwrap_or(""));
+        row.cells.push(Cell::Text(script));
+        row.cells.push(Cell::Int(r.get(2)?));
+        let start = row.text.len() as u32;
+        iso_into(Timestamp(r.get(3)?), &mut row.text);
+        row.cells
+            .push(Cell::Text(Span(start, row.text.len() as u32)));
+        match r.get::<_, Option<i64>>(4)? {
+            Some(t) => {
+                let start = row.text.len() as u32;
+                iso_into(Timestamp(t), &mut row.text);
+                row.cells
+                    .push(Cell::Text(Span(start, row.text.len() as u32)));
+            }
+            None => row.cells.push(Cell::Empty),
+        }
+        for i in [5, 6] {
+            let cell = text_ref(r, i)?.map_or(Cell::Empty, |t| Cell::Text(row.put(t)));
+            row.cells.push(cell);
+        }
+        let agent = r
+            .get::<_, Option<i64>>(7)?
+            .and_then(|a| self.agents.get(&a))
+            .map_or(Cell::Empty, |l| Cell::Text(row.put(l)));
+        row.cells.push(agent);
         if self.with_contact {
             for i in 8..11 {
-                cells.push(
-                    r.get::<_, Option<String>>(i)?
-                        .map_or(Cell::Empty, Cell::Text),
-                );
+                let cell = text_ref(r, i)?.map_or(Cell::Empty, |t| Cell::Text(row.put(t)));
+                row.cells.push(cell);
             }
         }
-        let record: Option<String> = r.get(11)?;
-        let mut fields = Vec::new();
+        row.record = text_ref(r, 11)?.map(|t| row.put(t));
         loop {
-            let next = match self.pending.take() {
-                Some(p) => Some(p),
+            let run = match self.pending.take() {
+                Some(run) => run,
                 None => match self.fields.next()? {
-                    Some(f) => Some((f.get(0)?, f.get(1)?, f.get(2)?)),
-                    None => None,
+                    Some(f) => {
+                        self.ahead_field.clear();
+                        self.ahead_field.push_str(text_ref(f, 1)?.unwrap_or(""));
+                        self.ahead_value.clear();
+                        self.ahead_value.push_str(text_ref(f, 2)?.unwrap_or(""));
+                        f.get(0)?
+                    }
+                    None => break,
                 },
             };
-            match next {
-                Some((run, _, _)) if run < id => continue,
-                Some((run, field, value)) if run == id => {
-                    if !self.personal.contains(&field) {
-                        fields.push((field, parse_value(&value)?));
-                    }
+            if run < id {
+                continue;
+            }
+            if run > id {
+                self.pending = Some(run);
+                break;
+            }
+            if self.personal.contains(self.ahead_field.as_str()) {
+                continue;
+            }
+            let col = self
+                .columns
+                .get(self.ahead_field.as_str())
+                .copied()
+                .unwrap_or(u32::MAX);
+            let name = row.put(&self.ahead_field);
+            let raw = row.put(&self.ahead_value);
+            let start = row.text.len() as u32;
+            let number = shown_value(&self.ahead_value, &mut row.text)?;
+            let shown = Span(start, row.text.len() as u32);
+            row.fields.push(FieldCell {
+                col,
+                name,
+                raw,
+                shown,
+                number,
+            });
+        }
+        Ok(true)
+    }
+}
+
+/// Append a stored field value (JSON) as people read it to `out`; returns the number when
+/// it is one. Dispatches on the first byte: `Value` is an untagged enum, and serde's trial
+/// of each variant (building an error for every miss) dominated exports.
+fn shown_value(json: &str, out: &mut String) -> Result<Option<f64>> {
+    use std::fmt::Write as _;
+    match json.as_bytes().first() {
+        Some(b'"') => match serde_json::from_str::<&str>(json) {
+            Ok(t) => out.push_str(t),
+            // Escapes inside: the string needs unescaping into its own buffer.
+            Err(_) => out.push_str(&serde_json::from_str::<String>(json)?),
+        },
+        Some(b'[') => {
+            let items: Vec<String> = serde_json::from_str(json)?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str("; ");
                 }
-                Some(other) => {
-                    self.pending = Some(other);
-                    break;
-                }
-                None => break,
+                out.push_str(item);
             }
         }
-        Ok(Some(Row {
-            cells,
-            fields,
-            record,
-        }))
+        Some(b't') if json == "true" => out.push_str("yes"),
+        Some(b'f') if json == "false" => out.push_str("no"),
+        _ => {
+            let n: f64 = serde_json::from_str(json)?;
+            // As `callhelper_script::format_number`: `3`, `2.5`, never `3.0`.
+            if n.fract() == 0.0 && n.abs() < 1e15 {
+                let _ = write!(out, "{}", n as i64);
+            } else {
+                let _ = write!(out, "{n}");
+            }
+            return Ok(Some(n));
+        }
     }
-}
-
-/// A stored field value. Dispatches on the first byte: `Value` is an untagged enum, and
-/// serde's trial of each variant (building an error for every miss) dominated exports.
-fn parse_value(json: &str) -> Result<Value> {
-    Ok(match json.as_bytes().first() {
-        Some(b'"') => Value::Text(serde_json::from_str(json)?),
-        Some(b'[') => Value::List(serde_json::from_str(json)?),
-        Some(b't') if json == "true" => Value::Bool(true),
-        Some(b'f') if json == "false" => Value::Bool(false),
-        _ => Value::Number(serde_json::from_str(json)?),
-    })
-}
-
-/// A field value as a cell's text (lists joined with `; `).
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::List(items) => items.join("; "),
-        other => other.display(Lang::En),
-    }
+    Ok(None)
 }
 
 /// Where a format writes its rows.
 trait Sink {
     fn header(&mut self, columns: &[String]) -> Result<()>;
-    fn row(&mut self, row: &Row, field_columns: &[String]) -> Result<()>;
+    fn row(&mut self, row: &Row, field_columns: usize) -> Result<()>;
     fn finish(self: Box<Self>) -> Result<()>;
 }
 
 struct CsvSink {
     w: csv::Writer<BufWriter<std::fs::File>>,
-}
-
-fn itoa_buf() -> String {
-    String::with_capacity(20)
+    num: String,
 }
 
 impl Sink for CsvSink {
@@ -250,29 +344,24 @@ impl Sink for CsvSink {
         self.w.write_record(columns).map_err(csv_error)
     }
 
-    fn row(&mut self, row: &Row, field_columns: &[String]) -> Result<()> {
+    fn row(&mut self, row: &Row, field_columns: usize) -> Result<()> {
         // Field by field into the writer: no line of owned strings per row.
-        let mut num = itoa_buf();
         for c in &row.cells {
-            let text: &str = match c {
+            let text: &str = match *c {
                 Cell::Empty => "",
                 Cell::Int(n) => {
-                    num.clear();
                     use std::fmt::Write as _;
-                    let _ = write!(num, "{n}");
-                    &num
+                    self.num.clear();
+                    let _ = write!(self.num, "{n}");
+                    &self.num
                 }
-                Cell::Text(s) => s,
+                Cell::Text(span) => row.get(span),
             };
             self.w.write_field(text).map_err(csv_error)?;
         }
-        for col in field_columns {
-            match row.fields.iter().find(|(f, _)| f == col) {
-                Some((_, Value::Text(t))) => self.w.write_field(t),
-                Some((_, v)) => self.w.write_field(value_text(v)),
-                None => self.w.write_field(""),
-            }
-            .map_err(csv_error)?;
+        for col in 0..field_columns as u32 {
+            let text = row.field(col).map_or("", |f| row.get(f.shown));
+            self.w.write_field(text).map_err(csv_error)?;
         }
         self.w
             .write_record(std::iter::empty::<&[u8]>())
@@ -329,7 +418,7 @@ impl Sink for XlsxSink {
         self.new_sheet()
     }
 
-    fn row(&mut self, row: &Row, field_columns: &[String]) -> Result<()> {
+    fn row(&mut self, row: &Row, field_columns: usize) -> Result<()> {
         if self.row == XLSX_ROWS {
             self.new_sheet()?;
         }
@@ -341,24 +430,26 @@ impl Sink for XlsxSink {
             .ok_or_else(|| StoreError::Corrupt("no sheet".into()))?;
         let mut col: u16 = 0;
         for c in &row.cells {
-            match c {
+            match *c {
                 Cell::Empty => {}
                 Cell::Int(n) => {
-                    sheet.write_number(r, col, *n as f64)?;
+                    sheet.write_number(r, col, n as f64)?;
                 }
-                Cell::Text(s) => {
-                    sheet.write_string(r, col, s)?;
+                Cell::Text(span) => {
+                    sheet.write_string(r, col, row.get(span))?;
                 }
             }
             col += 1;
         }
-        for name in field_columns {
-            match row.fields.iter().find(|(f, _)| f == name).map(|(_, v)| v) {
-                Some(Value::Number(n)) => {
+        for c in 0..field_columns as u32 {
+            match row.field(c) {
+                Some(FieldCell {
+                    number: Some(n), ..
+                }) => {
                     sheet.write_number(r, col, *n)?;
                 }
-                Some(v) => {
-                    sheet.write_string(r, col, value_text(v))?;
+                Some(f) => {
+                    sheet.write_string(r, col, row.get(f.shown))?;
                 }
                 None => {}
             }
@@ -381,62 +472,85 @@ struct JsonSink {
     first: bool,
     header: Vec<String>,
     without_personal: bool,
+    num: String,
+}
+
+impl JsonSink {
+    fn raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.w.write_all(bytes).map_err(io_error(&self.path))
+    }
+
+    /// A JSON string, escaped as JSON needs.
+    fn string(&mut self, s: &str) -> Result<()> {
+        serde_json::to_writer(&mut self.w, s).map_err(|e| io_error(&self.path)(e.into()))
+    }
 }
 
 impl Sink for JsonSink {
     fn header(&mut self, columns: &[String]) -> Result<()> {
         self.header = columns.to_vec();
-        self.w.write_all(b"[").map_err(io_error(&self.path))
+        self.raw(b"[")
     }
 
-    fn row(&mut self, row: &Row, _field_columns: &[String]) -> Result<()> {
-        let mut obj = serde_json::Map::new();
-        for (name, cell) in self.header.iter().zip(&row.cells) {
-            let v = match cell {
-                Cell::Empty => serde_json::Value::Null,
-                Cell::Int(n) => (*n).into(),
-                Cell::Text(s) => s.clone().into(),
-            };
-            obj.insert(name.clone(), v);
-        }
-        let fields: serde_json::Map<String, serde_json::Value> = row
-            .fields
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), serde_json::to_value(v)?)))
-            .collect::<Result<_>>()?;
-        obj.insert("fields".into(), fields.into());
-        let sep: &[u8] = if self.first { b"\n" } else { b",\n" };
+    /// `{"run": …, <columns>, "fields": {<stored values>}, "record": <stored record>}`,
+    /// written straight from the row: the stored JSON goes out as it is.
+    fn row(&mut self, row: &Row, _field_columns: usize) -> Result<()> {
+        let sep: &[u8] = if self.first { b"\n{" } else { b",\n{" };
         self.first = false;
-        self.w.write_all(sep).map_err(io_error(&self.path))?;
-        // The object without its closing brace, then the stored record as it is (it
-        // holds no fields: those are above).
-        let mut head = serde_json::to_vec(&obj)?;
-        head.pop();
-        self.w.write_all(&head).map_err(io_error(&self.path))?;
-        self.w
-            .write_all(b",\"record\":")
-            .map_err(io_error(&self.path))?;
-        match &row.record {
-            None => self.w.write_all(b"null").map_err(io_error(&self.path))?,
-            Some(r) if self.without_personal => {
-                let mut rec: serde_json::Value = serde_json::from_str(r)?;
+        self.raw(sep)?;
+        let header = std::mem::take(&mut self.header);
+        let written = (|| -> Result<()> {
+            for (i, (name, cell)) in header.iter().zip(&row.cells).enumerate() {
+                if i > 0 {
+                    self.raw(b",")?;
+                }
+                self.string(name)?;
+                self.raw(b":")?;
+                match *cell {
+                    Cell::Empty => self.raw(b"null")?,
+                    Cell::Int(n) => {
+                        use std::fmt::Write as _;
+                        let mut num = std::mem::take(&mut self.num);
+                        num.clear();
+                        let _ = write!(num, "{n}");
+                        self.raw(num.as_bytes())?;
+                        self.num = num;
+                    }
+                    Cell::Text(span) => self.string(row.get(span))?,
+                }
+            }
+            Ok(())
+        })();
+        self.header = header;
+        written?;
+        self.raw(b",\"fields\":{")?;
+        for (i, f) in row.fields.iter().enumerate() {
+            if i > 0 {
+                self.raw(b",")?;
+            }
+            self.string(row.get(f.name))?;
+            self.raw(b":")?;
+            self.raw(row.get(f.raw).as_bytes())?;
+        }
+        // The stored record holds no fields: those are above.
+        self.raw(b"},\"record\":")?;
+        match row.record {
+            None => self.raw(b"null")?,
+            Some(span) if self.without_personal => {
+                let mut rec: serde_json::Value = serde_json::from_str(row.get(span))?;
                 if let Some(o) = rec.as_object_mut() {
                     o.remove("notes");
                     o.remove("unforeseen");
                 }
                 serde_json::to_writer(&mut self.w, &rec)?;
             }
-            Some(r) => self
-                .w
-                .write_all(r.as_bytes())
-                .map_err(io_error(&self.path))?,
+            Some(span) => self.raw(row.get(span).as_bytes())?,
         }
-        self.w.write_all(b"}").map_err(io_error(&self.path))?;
-        Ok(())
+        self.raw(b"}")
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {
-        self.w.write_all(b"\n]\n").map_err(io_error(&self.path))?;
+        self.raw(b"\n]\n")?;
         self.w.flush().map_err(io_error(&self.path))?;
         let file = self
             .w
@@ -507,57 +621,54 @@ impl Store {
                 }
             }
         }
-        let mut db = self.reader()?;
-        db.execute_batch("PRAGMA cache_size = -8192")?;
-        // One read transaction: the counts and both cursors see the same snapshot.
-        let tx = db.transaction()?;
-        let p = params(filter);
-        // The counts and the id range the field cursor needs, from the indexes where the
-        // filter allows: no join, and the blocked people through their partial index.
-        let (all, first, last): (u64, Option<i64>, Option<i64>) = tx.query_row(
-            &format!("SELECT count(*), min(r.id), max(r.id) FROM runs r WHERE {WHERE}"),
-            rusqlite::params_from_iter(p.iter()),
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        let blocked: u64 = tx.query_row(
-            &format!(
-                "SELECT count(*) FROM contacts c JOIN runs r ON r.contact_id = c.id
-                 WHERE c.blocked_at IS NOT NULL AND {WHERE}"
-            ),
-            rusqlite::params_from_iter(p.iter()),
-            |r| r.get(0),
-        )?;
-        let total = all - blocked.min(all);
-        let agents: std::collections::HashMap<i64, String> = tx
-            .prepare("SELECT id, login FROM users")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        let (field_cols, personal) = field_columns(&tx, filter)?;
+        // Reading (SQLite, decryption) and writing (formatting) run on two threads,
+        // joined by a small bounded queue; emptied batches of rows go back to be
+        // refilled. Memory stays bounded by the queue.
+        let db = self.reader()?;
+        let (send, recv) = std::sync::mpsc::sync_channel::<Result<Msg>>(QUEUE);
+        let (give_back, take_back) = std::sync::mpsc::sync_channel::<Vec<Row>>(QUEUE + 2);
+        let job = Job {
+            session: s,
+            format,
+            filter,
+            out,
+        };
+        std::thread::scope(|scope| {
+            // `move`: the reading thread owns the only sender, so the writing half sees
+            // the end of the rows when that thread ends (or dies).
+            scope.spawn(move || {
+                if let Err(e) = produce(db, format, filter, &send, &take_back) {
+                    let _ = send.send(Err(e));
+                }
+            });
+            self.consume(&job, progress, recv, give_back)
+        })
+    }
+
+    /// The writing half of [`Store::export`].
+    fn consume(
+        &self,
+        job: &Job<'_>,
+        progress: &mut dyn FnMut(Progress),
+        recv: std::sync::mpsc::Receiver<Result<Msg>>,
+        give_back: std::sync::mpsc::SyncSender<Vec<Row>>,
+    ) -> Result<ExportSummary> {
+        let Job {
+            session: s,
+            format,
+            filter,
+            out,
+        } = *job;
+        let closed = || StoreError::Corrupt("the export's reader stopped".into());
+        let Msg::Start {
+            total,
+            blocked,
+            field_cols,
+        } = recv.recv().map_err(|_| closed())??
+        else {
+            return Err(closed());
+        };
         let with_contact = !filter.without_personal_data;
-        let record_col = if format == Format::Json {
-            "(SELECT d.record FROM run_data d WHERE d.run_id = r.id)"
-        } else {
-            "NULL"
-        };
-        let mut run_stmt = tx.prepare(&format!(
-            "SELECT r.id, r.script_id, r.script_version, r.started_at, r.ended_at, r.state, r.outcome, r.agent_id,
-                    c.name, c.phone, c.email, {record_col}
-             FROM runs r LEFT JOIN contacts c ON c.id = r.contact_id
-             WHERE c.blocked_at IS NULL AND {WHERE} ORDER BY r.id"
-        ))?;
-        // Field values in key order over the exported runs' id range: a range scan, no
-        // sort; rows of runs the filter leaves out are skipped by the merge.
-        let mut field_stmt = tx.prepare(
-            "SELECT run_id, field, value FROM field_values WHERE run_id BETWEEN ?1 AND ?2 ORDER BY run_id, field",
-        )?;
-        let mut reader = Reader {
-            runs: run_stmt.query(rusqlite::params_from_iter(p.iter()))?,
-            fields: field_stmt.query([first.unwrap_or(0), last.unwrap_or(-1)])?,
-            pending: None,
-            personal,
-            with_contact,
-            agents,
-        };
         let mut columns: Vec<String> = FIXED.iter().map(|s| (*s).to_owned()).collect();
         if with_contact {
             columns.extend(CONTACT.iter().map(|s| (*s).to_owned()));
@@ -567,6 +678,7 @@ impl Store {
         let mut sink: Box<dyn Sink> = match format {
             Format::Csv => Box::new(CsvSink {
                 w: csv::Writer::from_writer(BufWriter::with_capacity(1 << 16, create()?)),
+                num: String::new(),
             }),
             Format::Json => Box::new(JsonSink {
                 w: BufWriter::with_capacity(1 << 16, create()?),
@@ -574,6 +686,7 @@ impl Store {
                 first: true,
                 header: Vec::new(),
                 without_personal: filter.without_personal_data,
+                num: String::new(),
             }),
             Format::Xlsx => {
                 let mut book = rust_xlsxwriter::Workbook::new();
@@ -598,16 +711,25 @@ impl Store {
             sink.header(&all_columns)?;
             let mut done = 0u64;
             progress(Progress { done, total });
-            while let Some(row) = reader.next()? {
-                sink.row(&row, &field_cols)?;
-                done += 1;
-                if done % 4096 == 0 {
-                    progress(Progress { done, total });
+            for msg in recv.iter() {
+                let Msg::Rows(rows) = msg? else {
+                    return Err(closed());
+                };
+                for row in &rows {
+                    sink.row(row, field_cols.len())?;
+                    done += 1;
+                    if done % 4096 == 0 {
+                        progress(Progress { done, total });
+                    }
                 }
+                // The reader refills it; when it has enough, this one is dropped.
+                let _ = give_back.try_send(rows);
             }
             progress(Progress { done, total });
             Ok(done)
         })();
+        // Hang up first, so a reader still sending stops.
+        drop(recv);
         let rows = match result.and_then(|rows| sink.finish().map(|()| rows)) {
             Ok(rows) => rows,
             Err(e) => {
@@ -615,10 +737,6 @@ impl Store {
                 return Err(e);
             }
         };
-        drop(reader);
-        drop(run_stmt);
-        drop(field_stmt);
-        tx.finish()?;
         std::fs::rename(&partial, out).map_err(io_error(out))?;
         let now = self.now();
         audit::write(
@@ -641,9 +759,162 @@ impl Store {
     }
 }
 
+/// One export, as asked for.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    session: &'a Session,
+    format: Format,
+    filter: &'a Filter,
+    out: &'a Path,
+}
+
+/// What the reading thread of an export sends.
+enum Msg {
+    /// First: the counts and the field columns.
+    Start {
+        total: u64,
+        blocked: u64,
+        field_cols: Vec<String>,
+    },
+    /// Then rows, a few hundred at a time.
+    Rows(Vec<Row>),
+}
+
+/// Rows per message from the reading thread.
+const ROWS_PER_MSG: usize = 256;
+
+/// Messages of rows in flight between the two threads.
+const QUEUE: usize = 4;
+
+/// The reading half of [`Store::export`]: one read transaction (one snapshot) on its own
+/// connection. Stops when the writing half hangs up.
+fn produce(
+    mut db: Connection,
+    format: Format,
+    filter: &Filter,
+    send: &std::sync::mpsc::SyncSender<Result<Msg>>,
+    take_back: &std::sync::mpsc::Receiver<Vec<Row>>,
+) -> Result<()> {
+    // A bigger page cache than the app's connection: the contacts of the runs are read
+    // in no particular order, and every page read again is decrypted again.
+    db.execute_batch("PRAGMA cache_size = -24576")?;
+    let tx = db.transaction()?;
+    let p = params(filter);
+    // The counts and the id range the field cursor needs, from the indexes where the
+    // filter allows: no join, and the blocked people through their partial index.
+    let (all, first, last): (u64, Option<i64>, Option<i64>) = tx.query_row(
+        &format!("SELECT count(*), min(r.id), max(r.id) FROM runs r WHERE {WHERE}"),
+        rusqlite::params_from_iter(p.iter()),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let blocked: u64 = tx.query_row(
+        &format!(
+            "SELECT count(*) FROM contacts c JOIN runs r ON r.contact_id = c.id
+             WHERE c.blocked_at IS NOT NULL AND {WHERE}"
+        ),
+        rusqlite::params_from_iter(p.iter()),
+        |r| r.get(0),
+    )?;
+    let agents: std::collections::HashMap<i64, String> = tx
+        .prepare("SELECT id, login FROM users")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let (field_cols, personal) = field_columns(&tx, filter)?;
+    let columns = field_cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), i as u32))
+        .collect();
+    let start = Msg::Start {
+        total: all - blocked.min(all),
+        blocked,
+        field_cols,
+    };
+    if send.send(Ok(start)).is_err() {
+        return Ok(()); // the writing half hung up
+    }
+    let record_col = if format == Format::Json {
+        "(SELECT d.record FROM run_data d WHERE d.run_id = r.id)"
+    } else {
+        "NULL"
+    };
+    let mut run_stmt = tx.prepare(&format!(
+        "SELECT r.id, r.script_id, r.script_version, r.started_at, r.ended_at, r.state, r.outcome, r.agent_id,
+                c.name, c.phone, c.email, {record_col}
+         FROM runs r LEFT JOIN contacts c ON c.id = r.contact_id
+         WHERE c.blocked_at IS NULL AND {WHERE} ORDER BY r.id"
+    ))?;
+    // Field values in key order over the exported runs' id range: a range scan, no
+    // sort; rows of runs the filter leaves out are skipped by the merge.
+    let mut field_stmt = tx.prepare(
+        "SELECT run_id, field, value FROM field_values WHERE run_id BETWEEN ?1 AND ?2 ORDER BY run_id, field",
+    )?;
+    let mut reader = Reader {
+        runs: run_stmt.query(rusqlite::params_from_iter(p.iter()))?,
+        fields: field_stmt.query([first.unwrap_or(0), last.unwrap_or(-1)])?,
+        pending: None,
+        ahead_field: String::new(),
+        ahead_value: String::new(),
+        personal,
+        columns,
+        with_contact: !filter.without_personal_data,
+        agents,
+    };
+    loop {
+        // A batch the writing half has emptied, or a new one.
+        let mut rows = take_back
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(ROWS_PER_MSG));
+        let mut n = 0;
+        let mut more = true;
+        while n < ROWS_PER_MSG {
+            if n == rows.len() {
+                rows.push(Row::default());
+            }
+            if !reader.next_into(&mut rows[n])? {
+                more = false;
+                break;
+            }
+            n += 1;
+        }
+        rows.truncate(n);
+        if !rows.is_empty() && send.send(Ok(Msg::Rows(rows))).is_err() {
+            return Ok(()); // the writing half hung up
+        }
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
 /// Explain a bad date in a filter.
 pub fn bad_date(input: &str) -> StoreError {
     StoreError::Invalid(text!(
         "«{input}» is not a date: write 2026-03-31 or 2026-03-31T14:30.";
         "«{input}» — не дата: пишите 2026-03-31 или 2026-03-31T14:30."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_values_as_people_read_them() {
+        let shown = |json: &str| {
+            let mut out = String::from("before|");
+            let n = shown_value(json, &mut out).map_err(|e| e.code());
+            (out, n)
+        };
+        assert_eq!(shown("\"plain\""), ("before|plain".into(), Ok(None)));
+        assert_eq!(
+            shown(r#""say \"yes\"\nthen""#),
+            ("before|say \"yes\"\nthen".into(), Ok(None))
+        );
+        assert_eq!(shown(r#"["a","b"]"#), ("before|a; b".into(), Ok(None)));
+        assert_eq!(shown("true"), ("before|yes".into(), Ok(None)));
+        assert_eq!(shown("false"), ("before|no".into(), Ok(None)));
+        assert_eq!(shown("150.0"), ("before|150".into(), Ok(Some(150.0))));
+        assert_eq!(shown("1000.5"), ("before|1000.5".into(), Ok(Some(1000.5))));
+        assert_eq!(shown("nonsense").1, Err("store.corrupt"));
+    }
 }

@@ -39,18 +39,27 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// `2026-03-31T14:30:05Z`.
 pub fn iso(t: Timestamp) -> String {
+    let mut s = String::with_capacity(20);
+    iso_into(t, &mut s);
+    s
+}
+
+/// [`iso`], appended to `out` (exports format two of these per row: no allocation).
+pub fn iso_into(t: Timestamp, out: &mut String) {
     let days = t.0.div_euclid(DAY_MS);
     let secs = t.0.rem_euclid(DAY_MS) / 1000;
     let (y, m, d) = civil_from_days(days);
     if !(0..=9999).contains(&y) {
-        return format!(
+        use std::fmt::Write as _;
+        let _ = write!(
+            out,
             "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
             secs / 3600,
             secs / 60 % 60,
             secs % 60
         );
+        return;
     }
-    // Exports format two of these per row: digits by hand, one allocation.
     let mut b = *b"0000-00-00T00:00:00Z";
     let mut put = |at: usize, width: usize, mut v: i64| {
         for i in (0..width).rev() {
@@ -64,7 +73,8 @@ pub fn iso(t: Timestamp) -> String {
     put(11, 2, secs / 3600);
     put(14, 2, secs / 60 % 60);
     put(17, 2, secs % 60);
-    String::from_utf8_lossy(&b).into_owned()
+    // Only ASCII digits and separators were written.
+    out.extend(b.iter().map(|&c| char::from(c)));
 }
 
 /// Read `YYYY-MM-DD` (the start of that day, UTC) or `YYYY-MM-DDTHH:MM[:SS]` (UTC).
