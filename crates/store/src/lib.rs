@@ -259,14 +259,20 @@ fn connect(path: &Path, material: &Material, exists: bool) -> Result<Connection>
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let conn = Connection::open_with_flags(path, flags)?;
-    // SQLCipher prints decryption failures to stderr unless told not to.
-    conn.execute_batch("PRAGMA cipher_log_level = NONE")?;
+    // A plain SQLite ignores `PRAGMA key` and writes plain text: ask SQLCipher for its
+    // version before anything is written, and leave no empty file behind on refusal.
     let cipher: Option<String> = conn
         .query_row("PRAGMA cipher_version", [], |r| r.get(0))
         .ok();
-    if cipher.as_deref().is_none_or(str::is_empty) {
-        return Err(StoreError::NotEncrypting);
+    if let Err(e) = require_encrypting(cipher.as_deref()) {
+        drop(conn);
+        if !exists && std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
     }
+    // SQLCipher prints decryption failures to stderr unless told not to.
+    conn.execute_batch("PRAGMA cipher_log_level = NONE")?;
     match material {
         Material::Raw(k) => {
             let pragma = zeroize::Zeroizing::new(format!("PRAGMA key = \"x'{}'\"", &*k.to_hex()));
@@ -302,6 +308,15 @@ fn connect(path: &Path, material: &Material, exists: bool) -> Result<Connection>
     Ok(conn)
 }
 
+/// Refuse a SQLite that does not encrypt: `PRAGMA cipher_version` answers nothing (no
+/// row) or an empty text on a build without SQLCipher.
+fn require_encrypting(cipher_version: Option<&str>) -> Result<()> {
+    match cipher_version.map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(()),
+        _ => Err(StoreError::NotEncrypting),
+    }
+}
+
 /// The path of the database in a data folder's `store` part.
 pub fn db_path(store_dir: &Path) -> PathBuf {
     store_dir.join(DB_FILE)
@@ -312,3 +327,31 @@ const _: () = {
     const fn shareable<T: Send + Sync>() {}
     shareable::<Store>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sqlite_without_sqlcipher_is_refused() {
+        // What a plain `bundled` SQLite answers to `PRAGMA cipher_version`: no row, or
+        // (through some wrappers) an empty text.
+        for missing in [None, Some(""), Some("  ")] {
+            let e = require_encrypting(missing).unwrap_err();
+            assert!(matches!(e, StoreError::NotEncrypting), "{missing:?}");
+            assert_eq!(e.code(), "store.not_encrypting");
+            assert!(e.message().en.contains("refuses to store anything"));
+            assert!(e.message().ru.contains("ничего не сохраняет"));
+        }
+        assert!(require_encrypting(Some("4.20.0 community")).is_ok());
+    }
+
+    #[test]
+    fn this_build_encrypts() {
+        let conn = Connection::open_in_memory().unwrap();
+        let v: Option<String> = conn
+            .query_row("PRAGMA cipher_version", [], |r| r.get(0))
+            .ok();
+        assert!(require_encrypting(v.as_deref()).is_ok(), "{v:?}");
+    }
+}

@@ -176,6 +176,16 @@ impl Fixture {
     }
 }
 
+/// How many audit entries of `action` there are.
+pub fn audited(f: &Fixture, action: &str) -> usize {
+    f.store
+        .audit_log(&f.admin, 10_000)
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == action)
+        .count()
+}
+
 pub fn fixture() -> Fixture {
     capture_logs();
     let dir = tempfile::tempdir().unwrap();

@@ -182,6 +182,16 @@ fn destroyed_person_cannot_be_found_anywhere() {
     let records = f.store.destructions(&f.admin).unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].reason, "request");
+    // The erasure is audited, by ids and counts only.
+    let audit = f.store.audit_log(&f.admin, 100).unwrap();
+    let erased = audit
+        .iter()
+        .find(|e| e.action == "destroyed")
+        .expect("the destruction is audited");
+    assert_eq!(
+        (erased.user, erased.detail["destruction"].as_i64()),
+        (Some(f.admin.user()), Some(records[0].id))
+    );
     assert!(
         common::all_text(&f.path()).contains(PEOPLE[1].0),
         "others are untouched"
@@ -381,13 +391,7 @@ fn subject_access_gathers_everything_about_one_person() {
         &common::pii_needles(),
         "Debug of the report",
     );
-    assert!(
-        f.store
-            .audit_log(&f.admin, 10)
-            .unwrap()
-            .iter()
-            .any(|e| e.action == "subject_access")
-    );
+    assert_eq!(common::audited(&f, "subject_access"), 1);
 }
 
 #[test]
@@ -441,4 +445,99 @@ fn logs_of_a_full_session_hold_no_personal_data() {
     );
     common::assert_absent(&logs, &common::pii_needles(), "the log");
     common::assert_absent(&shown, &common::pii_needles(), "Debug output");
+}
+
+#[test]
+fn consent_records_say_who_when_how_and_for_what() {
+    let f = common::fixture();
+    let ids = f.people();
+    let agent = f.user("anna", callhelper_store::Role::Agent);
+    let run = common::full_run(
+        &f.store,
+        &agent,
+        Some(ids[0]),
+        PEOPLE[0].0,
+        "150",
+        1_770_000_000_000,
+    );
+    let by_script = NewConsent {
+        contact: ids[0],
+        given: true,
+        purpose: "calls about offers".into(),
+        at: Timestamp(1_770_000_001_000),
+        method: ConsentMethod::Script {
+            script_id: "survey".into(),
+            script_version: 1,
+            step: "greet".into(),
+            run: Some(run),
+        },
+    };
+    f.store.record_consent(&agent, &by_script).unwrap();
+    // A withdrawal is a new record; the first one stays.
+    f.store
+        .record_consent(
+            &f.admin,
+            &NewConsent {
+                given: false,
+                at: Timestamp(1_770_000_500_000),
+                method: ConsentMethod::Manual,
+                ..by_script.clone()
+            },
+        )
+        .unwrap();
+    let records = f.store.consents(&f.admin, ids[0]).unwrap();
+    assert_eq!(records.len(), 2);
+    let first = &records[0];
+    assert_eq!(
+        (
+            first.given,
+            first.purpose.as_str(),
+            first.at,
+            first.recorded_by
+        ),
+        (
+            true,
+            "calls about offers",
+            Timestamp(1_770_000_001_000),
+            Some(agent.user())
+        )
+    );
+    assert_eq!(first.method, by_script.method);
+    assert_eq!(
+        (records[1].given, &records[1].method, records[1].recorded_by),
+        (false, &ConsentMethod::Manual, Some(f.admin.user()))
+    );
+    // No purpose, no record; support may not record one; unknown people are refused.
+    assert!(
+        f.store
+            .record_consent(
+                &agent,
+                &NewConsent {
+                    purpose: "  ".into(),
+                    ..by_script.clone()
+                }
+            )
+            .is_err()
+    );
+    let support = f.user("helpdesk", callhelper_store::Role::Support);
+    assert!(matches!(
+        f.store.record_consent(&support, &by_script).unwrap_err(),
+        StoreError::Forbidden { .. }
+    ));
+    assert!(matches!(
+        f.store
+            .record_consent(
+                &agent,
+                &NewConsent {
+                    contact: callhelper_store::contacts::ContactId(999),
+                    ..by_script.clone()
+                }
+            )
+            .unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+    assert_eq!(common::audited(&f, "consent_recorded"), 2);
+    // The records go into the person's subject-access report.
+    let report = f.store.subject_access(&f.admin, PEOPLE[0].1).unwrap();
+    assert_eq!(report.consents, records);
 }
