@@ -97,6 +97,9 @@ pub struct Connection {
     /// Field mappings by script id.
     #[serde(default)]
     pub mappings: Mappings,
+    /// The click-to-call endpoint's port on 127.0.0.1 (default [`DIAL_PORT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial_port: Option<u16>,
 }
 
 fn default_lang() -> String {
@@ -118,7 +121,26 @@ impl Connection {
             utc_offset_min: default_offset(),
             crm_user_id: None,
             mappings: Mappings::new(),
+            dial_port: None,
         }
+    }
+
+    /// The web origin of the CRM (`https://example.amocrm.ru`), allowed to use the
+    /// click-to-call endpoint from a browser; none for a webhook or an address that is
+    /// not a web address.
+    pub fn web_origin(&self) -> Option<String> {
+        if self.crm == CrmKind::Webhook {
+            return None;
+        }
+        let (scheme, rest) = self.url.trim().split_once("://")?;
+        if !matches!(scheme, "http" | "https") {
+            return None;
+        }
+        let host = rest
+            .split(['/', '?', '#'])
+            .next()
+            .filter(|h| !h.is_empty())?;
+        Some(format!("{scheme}://{}", host.to_ascii_lowercase()))
     }
 
     /// The outbox target of this connection.

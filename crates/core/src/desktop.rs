@@ -95,6 +95,8 @@ struct State {
     scripts: PathBuf,
     /// CRM delivery and licence renewal, once the database is open.
     background: Option<crate::background::Background>,
+    /// The click-to-call endpoint, while a CRM is connected.
+    dial_endpoint: Option<callhelper_crm::dial::DialEndpoint>,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -450,6 +452,7 @@ impl Workspace {
                     notices: Vec::new(),
                     scripts: data.root().join("scripts"),
                     background: None,
+                    dial_endpoint: None,
                 }),
                 data,
             }),
@@ -499,7 +502,42 @@ impl Workspace {
             Default::default(),
             on_report,
         );
-        self.state().background = Some(bg);
+        let dial = self.start_click_to_call();
+        let mut st = self.state();
+        st.background = Some(bg);
+        st.dial_endpoint = dial;
+    }
+
+    /// With a CRM connected, listen for its click-to-call requests (see
+    /// [`crate::crm::dial_endpoint`]): each one dials like the dialer does. A port in
+    /// use becomes a notice, not a failure.
+    fn start_click_to_call(&self) -> Option<callhelper_crm::dial::DialEndpoint> {
+        let data = &self.shared.data;
+        let conn = crate::crm::connection(data).ok().flatten()?;
+        let weak = Arc::downgrade(&self.shared);
+        let on_dial: callhelper_crm::dial::OnDial = Arc::new(move |req| {
+            let Some(shared) = weak.upgrade() else {
+                return false;
+            };
+            let ws = Workspace { shared };
+            match ws.dial(&req.phone, None) {
+                Ok(_) => true,
+                Err(e) => {
+                    log::warn!("desktop: click-to-call refused ({})", e.code);
+                    ws.emit(DeskEvent::Notice { text: e.message });
+                    false
+                }
+            }
+        });
+        let origins = conn.web_origin().into_iter().collect();
+        match crate::crm::dial_endpoint(data, conn.dial_port, origins, on_dial) {
+            Ok((endpoint, _token)) => Some(endpoint),
+            Err(e) => {
+                log::warn!("desktop: click-to-call not available ({})", e.code);
+                self.emit(DeskEvent::Notice { text: e.message });
+                None
+            }
+        }
     }
 
     /// Open (or create) the database and sign in, as far as can be done without asking.
@@ -1919,7 +1957,12 @@ mod tests {
     }
 
     fn workspace() -> (tempfile::TempDir, Workspace, Arc<Mutex<Vec<DeskEvent>>>) {
-        let dir = tempfile::tempdir().unwrap();
+        workspace_in(tempfile::tempdir().unwrap())
+    }
+
+    fn workspace_in(
+        dir: tempfile::TempDir,
+    ) -> (tempfile::TempDir, Workspace, Arc<Mutex<Vec<DeskEvent>>>) {
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
         let ws = Workspace::start_with_key(
@@ -1928,6 +1971,57 @@ mod tests {
             KeyChoice::Passphrase("a long test passphrase".into()),
         );
         (dir, ws, events)
+    }
+
+    /// POST a click-to-call request; returns the HTTP status.
+    fn click_to_call(port: u16, token: Option<&str>, phone: &str) -> u16 {
+        use std::io::{Read, Write};
+        let body = format!("{{\"phone\":\"{phone}\",\"crm\":\"amocrm\"}}");
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "POST /dial HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {answer:?}"))
+    }
+
+    #[test]
+    fn a_crm_card_dials_through_click_to_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::at(dir.path());
+        let _crm = crate::crm::tests::connect_webhook(&data);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut conn = crate::crm::connection(&data).unwrap().unwrap();
+        conn.dial_port = Some(port);
+        crate::crm::save_connection(&data, &conn).unwrap();
+        let token = crate::crm::dial_token(&data).unwrap();
+        let (_dir, ws, _) = workspace_in(dir);
+        assert_eq!(ws.app_state().phase, Phase::Ready);
+
+        assert_eq!(click_to_call(port, None, "+74951234567"), 401);
+        assert_eq!(click_to_call(port, Some("wrong"), "+74951234567"), 401);
+        assert!(ws.app_state().calls.is_empty());
+        assert_eq!(
+            click_to_call(port, Some(token.expose()), "+74951234567"),
+            202
+        );
+        // In demo mode the call goes to the demo line.
+        let calls = ws.app_state().calls;
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        ws.hang_up(calls[0].id).unwrap();
     }
 
     #[test]
