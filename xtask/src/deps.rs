@@ -33,6 +33,11 @@ const GROUPS: &[Group] = &[
         packages: &["libdbus-1-dev"],
     },
     Group {
+        why: "licence server tests on PostgreSQL: a scratch server started by the test run",
+        purpose: Purpose::Test,
+        packages: &["postgresql"],
+    },
+    Group {
         why: "store tests: a private D-Bus session with an unlocked GNOME Keyring",
         purpose: Purpose::Test,
         packages: &["dbus", "dbus-x11", "gnome-keyring"],

@@ -14,6 +14,7 @@ use std::process::{Command, ExitCode};
 
 mod codegen;
 mod deps;
+mod postgres;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         Some("test") => test(&root, &args[1..]),
         Some("codegen") => codegen::run(&root, args.iter().any(|a| a == "--check")),
         Some("deps") => deps::ensure(deps::Purpose::Test),
+        Some("licence-pg") => postgres::licence_suite(&root, &cargo()),
         Some("bench-desktop") => bench_desktop(&root),
         _ => {
             eprintln!(
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
                  test [--no-lint]  install what is needed and run every check and test\n  \
                  codegen [--check] write (or check) generated files\n  \
                  deps              install the system packages the tests need\n  \
+                 licence-pg        run the licence server's tests on a scratch PostgreSQL\n  \
                  bench-desktop     print the desktop app's start-up, memory and key-to-paint figures"
             );
             return ExitCode::from(2);
@@ -198,6 +201,8 @@ fn test(root: &Path, extra: &[String]) -> Result<(), String> {
     codegen::run(root, true)?;
     sh(root, &cargo, &["test", "--workspace", "--all-targets"])?;
     sh(root, &cargo, &["test", "--workspace", "--doc"])?;
+    // The licence server's PostgreSQL backend, on a scratch server of its own.
+    postgres::licence_suite(root, &cargo)?;
     // Benchmarks are built and run once in test mode so they cannot rot; their figures
     // come from `cargo bench`.
     Ok(())
