@@ -1,5 +1,6 @@
 //! Tests of the `callhelper` binary as a user runs it (one module an area).
 
+mod data;
 mod phone;
 mod script;
 
