@@ -117,6 +117,7 @@ impl StoreError {
             StoreError::PassphraseRequired => "store.passphrase_required",
             StoreError::TooNew { .. } => "store.too_new",
             StoreError::Io { .. } => "store.io",
+            StoreError::Sqlite(e) if damaged(e) => "store.damaged",
             StoreError::Sqlite(_) => "store.sqlite",
             StoreError::Xlsx(_) => "store.xlsx",
             StoreError::Forbidden { .. } => "store.forbidden",
@@ -157,6 +158,10 @@ impl StoreError {
                 "База данных записана более новой версией CallHelper (схема {found}, эта версия знает до {known}). Обновите CallHelper; файл не изменён."),
             StoreError::Io { path, source } => text!(
                 "{path}: {source}"; "{path}: {source}"),
+            StoreError::Sqlite(e) if damaged(e) => Text::new(
+                "The database file is damaged (a page cannot be decrypted or read). Nothing more was written. Run `callhelper data status` to check it, and restore the file from a backup.",
+                "Файл базы данных повреждён (страницу не удаётся расшифровать или прочитать). Больше ничего не записано. Проверьте его командой `callhelper data status` и восстановите файл из резервной копии.",
+            ),
             StoreError::Sqlite(e) => text!(
                 "Database error: {e}. Nothing was half-written; try again, and report it if it repeats.";
                 "Ошибка базы данных: {e}. Ничего не записано наполовину; повторите, а если повторится — сообщите нам."),
@@ -196,6 +201,15 @@ impl StoreError {
                 "Сохранённые данные не читаются ({detail}). Сообщите нам; ничего не изменено."),
         }
     }
+}
+
+/// SQLite found a damaged page after the database was opened (a page that fails its
+/// authentication code under SQLCipher, or a broken b-tree).
+fn damaged(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 impl From<serde_json::Error> for StoreError {

@@ -143,3 +143,42 @@ fn a_newer_schema_is_refused_untouched() {
         "{err:?}"
     );
 }
+
+#[test]
+fn a_page_damaged_deeper_in_the_file_is_named_and_left_alone() {
+    let f = common::fixture();
+    let csv = f.dir.path().join("people.csv");
+    let mut text = String::from("name,phone,email\n");
+    for i in 0..3000 {
+        text.push_str(&format!("Person {i},+7 916 {i:07},p{i}@example.org\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    f.store.import_contacts(&f.admin, &csv).unwrap();
+    let path = f.path();
+    f.store.checkpoint().unwrap();
+    drop(f.store);
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 20 * 4096, "{} bytes", bytes.len());
+    let page = 10 * 4096;
+    for b in &mut bytes[page + 100..page + 200] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    // Page 1 is sound, so the file opens; the check finds the damage, and reading the
+    // damaged page is a named error.
+    let store = Store::open(&path, &common::key()).unwrap();
+    assert!(
+        !store.integrity_check().unwrap().is_empty(),
+        "the damage is found"
+    );
+    let e = store.login("admin", "admin-password").unwrap_err();
+    assert_eq!(e.code(), "store.damaged", "{e:?}");
+    assert!(e.message().en.contains("restore the file from a backup"));
+    assert!(e.message().ru.contains("резервной копии"));
+    drop(store);
+    assert_eq!(
+        std::fs::read(&path).unwrap()[page..page + 4096],
+        bytes[page..page + 4096],
+        "the damaged page was not overwritten"
+    );
+}
