@@ -63,6 +63,14 @@ fn key() -> Unlock {
     Unlock::Key(DbKey::from_hex(KEY).expect("a valid key"))
 }
 
+/// The machine's load averages (1, 5, 15 minutes) as `load 1.02 0.98 0.87`: on a shared
+/// machine every figure is printed with the load it was measured under.
+fn load() -> String {
+    let avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let parts: Vec<&str> = avg.split_whitespace().take(3).collect();
+    format!("[load {}]", parts.join(" "))
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -189,9 +197,10 @@ fn main() {
         let r = store.import_contacts(&admin, &csv).expect("import");
         let secs = t.elapsed().as_secs_f64();
         println!(
-            "import:  {} contacts in {secs:.2} s = {:.0} contacts/s",
+            "import:  {} contacts in {secs:.2} s = {:.0} contacts/s {}",
             r.added,
-            r.added as f64 / secs
+            r.added as f64 / secs,
+            load()
         );
         let ids: Vec<i64> = (1..=r.added as i64).collect();
 
@@ -230,11 +239,12 @@ fn main() {
             i += n;
         }
         println!(
-            "insert:  {runs} runs, {events} events in {:.1} s of store time ({:.1} s with the runner) = {:.0} events/s, {:.0} runs/s",
+            "insert:  {runs} runs, {events} events in {:.1} s of store time ({:.1} s with the runner) = {:.0} events/s, {:.0} runs/s {}",
             store_time.as_secs_f64(),
             t_all.elapsed().as_secs_f64(),
             events as f64 / store_time.as_secs_f64(),
-            runs as f64 / store_time.as_secs_f64()
+            runs as f64 / store_time.as_secs_f64(),
+            load()
         );
         store.checkpoint().expect("checkpoint");
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -262,11 +272,12 @@ fn main() {
         }
         lat.sort_by(f64::total_cmp);
         println!(
-            "lookup:  contact by phone, 20000 random: mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+            "lookup:  contact by phone, 20000 random: mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs {}",
             lat.iter().sum::<f64>() / lat.len() as f64,
             lat[lat.len() / 2],
             lat[lat.len() * 99 / 100],
-            lat[lat.len() - 1]
+            lat[lat.len() - 1],
+            load()
         );
     }
 
@@ -281,11 +292,12 @@ fn main() {
             .expect("export");
         let secs = t.elapsed().as_secs_f64();
         println!(
-            "export:  {} {} rows in {secs:.2} s = {:.0} rows/s, {:.0} MB",
+            "export:  {} {} rows in {secs:.2} s = {:.0} rows/s, {:.0} MB {}",
             format.as_str(),
             sum.rows,
             sum.rows as f64 / secs,
-            std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) as f64 / 1e6
+            std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) as f64 / 1e6,
+            load()
         );
         let _ = std::fs::remove_file(&out);
     }
@@ -307,11 +319,12 @@ fn main() {
             let rows: f64 = f[0].parse().unwrap_or(0.0);
             let secs: f64 = f[1].parse().unwrap_or(f64::NAN);
             println!(
-                "export:  xlsx {} rows in {secs:.2} s = {:.0} rows/s, {:.0} MB, peak RSS of the exporting process {} MB",
+                "export:  xlsx {} rows in {secs:.2} s = {:.0} rows/s, {:.0} MB, peak RSS of the exporting process {} MB {}",
                 f[0],
                 rows / secs,
                 f[3].parse::<f64>().unwrap_or(0.0) / 1e6,
-                f[2]
+                f[2],
+                load()
             );
         }
         _ => println!(
