@@ -19,7 +19,7 @@ fn named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event"] == name).collect()
 }
 
-/// The RMS of a 16-bit PCM WAV's samples, full scale = 1.
+/// The RMS of a 16-bit PCM WAV's samples, full scale = 1; the header must match the file.
 fn rms(path: &Path) -> f64 {
     let bytes = std::fs::read(path).expect("the recording exists");
     let mut at = 12;
@@ -27,9 +27,11 @@ fn rms(path: &Path) -> f64 {
         let id = &bytes[at..at + 4];
         let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
         if id == b"data" {
-            // A recording stopped by a hang-up may promise more than it holds.
-            let end = (at + 8 + len).min(bytes.len());
-            let samples: Vec<f64> = bytes[at + 8..end]
+            // A finished recording's header tells its true sizes.
+            assert_eq!(at + 8 + len, bytes.len(), "the data chunk's size");
+            let riff = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+            assert_eq!(riff + 8, bytes.len(), "the RIFF size");
+            let samples: Vec<f64> = bytes[at + 8..]
                 .chunks_exact(2)
                 .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
                 .collect();

@@ -7,7 +7,8 @@
 //! The pure parts — the call state model ([`call`]), quality figures and the no-audio
 //! watch ([`quality`]), device fallback ([`devices`]), DTMF pacing ([`dtmf`]), network
 //! change detection ([`network`]) and the tick policy ([`cadence`]) — do no IO and read no
-//! clock; the engine thread ([`Phone`]) feeds them what liblinphone reports.
+//! clock; the engine thread ([`Phone`]) feeds them what liblinphone reports. [`wav`] puts
+//! the headers of finished call recordings right.
 //!
 //! [`demo`] runs a demo line: a second phone on loopback that answers and plays a
 //! prerecorded client, so the product works without a SIP provider.
@@ -24,6 +25,7 @@ pub mod event;
 pub mod network;
 pub mod quality;
 pub mod redact;
+pub mod wav;
 
 pub use account::{Account, RegistrationFailure, RegistrationState, Transport};
 pub use call::{CallId, CallState, Direction, EndReason, Hold};

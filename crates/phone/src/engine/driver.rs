@@ -562,6 +562,16 @@ impl Engine {
                         state: t.to,
                     });
                     if let Some(e) = self.calls.get(&id) {
+                        // The recorder has closed the file with the streams: put its
+                        // header right before anyone reads it.
+                        if let Some(path) = e.record.as_ref().filter(|_| e.recorded) {
+                            if let Err(err) = crate::wav::repair_header(path) {
+                                log::warn!(
+                                    "{id}: the recording's header was left as it is: {}",
+                                    err.kind()
+                                );
+                            }
+                        }
                         let summary = CallSummary {
                             direction: e.leg.direction(),
                             remote: e.remote.clone(),
