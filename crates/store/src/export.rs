@@ -167,7 +167,30 @@ impl Row {
 enum Cell {
     Empty,
     Int(i64),
+    /// A time, formatted by the writing half (ISO 8601, UTC).
+    Time(i64),
     Text(Span),
+}
+
+impl Cell {
+    /// The cell as text: from the row, or formatted into `scratch`.
+    fn text<'a>(self, row: &'a Row, scratch: &'a mut String) -> Option<&'a str> {
+        use std::fmt::Write as _;
+        match self {
+            Cell::Empty => None,
+            Cell::Int(n) => {
+                scratch.clear();
+                let _ = write!(scratch, "{n}");
+                Some(scratch)
+            }
+            Cell::Time(t) => {
+                scratch.clear();
+                iso_into(Timestamp(t), scratch);
+                Some(scratch)
+            }
+            Cell::Text(span) => Some(row.get(span)),
+        }
+    }
 }
 
 /// One stored field value of a run.
@@ -175,12 +198,8 @@ struct FieldCell {
     /// The index of its column, or `u32::MAX` when it has none.
     col: u32,
     name: Span,
-    /// The stored JSON, as it is (JSON exports).
+    /// The stored JSON, as it is (read by [`shown_value`] for CSV and XLSX).
     raw: Span,
-    /// As people read it (CSV, XLSX): lists joined with `; `, yes/no, numbers without `.0`.
-    shown: Span,
-    /// Numbers stay numbers in XLSX.
-    number: Option<f64>,
 }
 
 /// Both cursors of an export, merged by run id.
@@ -216,19 +235,11 @@ impl Reader<'_> {
         let script = row.put(text_ref(r, 1)?.unwrap_or(""));
         row.cells.push(Cell::Text(script));
         row.cells.push(Cell::Int(r.get(2)?));
-        let start = row.text.len() as u32;
-        iso_into(Timestamp(r.get(3)?), &mut row.text);
-        row.cells
-            .push(Cell::Text(Span(start, row.text.len() as u32)));
-        match r.get::<_, Option<i64>>(4)? {
-            Some(t) => {
-                let start = row.text.len() as u32;
-                iso_into(Timestamp(t), &mut row.text);
-                row.cells
-                    .push(Cell::Text(Span(start, row.text.len() as u32)));
-            }
-            None => row.cells.push(Cell::Empty),
-        }
+        // Formatting (times here, field values below) is left to the writing half: the
+        // reading half, with SQLite and the decryption, is the busier one.
+        row.cells.push(Cell::Time(r.get(3)?));
+        let ended = r.get::<_, Option<i64>>(4)?;
+        row.cells.push(ended.map_or(Cell::Empty, Cell::Time));
         for i in [5, 6] {
             let cell = text_ref(r, i)?.map_or(Cell::Empty, |t| Cell::Text(row.put(t)));
             row.cells.push(cell);
@@ -276,16 +287,7 @@ impl Reader<'_> {
                 .unwrap_or(u32::MAX);
             let name = row.put(&self.ahead_field);
             let raw = row.put(&self.ahead_value);
-            let start = row.text.len() as u32;
-            let number = shown_value(&self.ahead_value, &mut row.text)?;
-            let shown = Span(start, row.text.len() as u32);
-            row.fields.push(FieldCell {
-                col,
-                name,
-                raw,
-                shown,
-                number,
-            });
+            row.fields.push(FieldCell { col, name, raw });
         }
         Ok(true)
     }
@@ -347,21 +349,15 @@ impl Sink for CsvSink {
     fn row(&mut self, row: &Row, field_columns: usize) -> Result<()> {
         // Field by field into the writer: no line of owned strings per row.
         for c in &row.cells {
-            let text: &str = match *c {
-                Cell::Empty => "",
-                Cell::Int(n) => {
-                    use std::fmt::Write as _;
-                    self.num.clear();
-                    let _ = write!(self.num, "{n}");
-                    &self.num
-                }
-                Cell::Text(span) => row.get(span),
-            };
+            let text = c.text(row, &mut self.num).unwrap_or("");
             self.w.write_field(text).map_err(csv_error)?;
         }
         for col in 0..field_columns as u32 {
-            let text = row.field(col).map_or("", |f| row.get(f.shown));
-            self.w.write_field(text).map_err(csv_error)?;
+            self.num.clear();
+            if let Some(f) = row.field(col) {
+                shown_value(row.get(f.raw), &mut self.num)?;
+            }
+            self.w.write_field(&self.num).map_err(csv_error)?;
         }
         self.w
             .write_record(std::iter::empty::<&[u8]>())
@@ -392,6 +388,7 @@ const XLSX_ROWS: u32 = 1_048_576;
 
 struct XlsxSink {
     book: rust_xlsxwriter::Workbook,
+    scratch: String,
     path: PathBuf,
     header: Vec<String>,
     row: u32,
@@ -431,27 +428,25 @@ impl Sink for XlsxSink {
         let mut col: u16 = 0;
         for c in &row.cells {
             match *c {
-                Cell::Empty => {}
                 Cell::Int(n) => {
                     sheet.write_number(r, col, n as f64)?;
                 }
-                Cell::Text(span) => {
-                    sheet.write_string(r, col, row.get(span))?;
+                other => {
+                    if let Some(text) = other.text(row, &mut self.scratch) {
+                        sheet.write_string(r, col, text)?;
+                    }
                 }
             }
             col += 1;
         }
         for c in 0..field_columns as u32 {
-            match row.field(c) {
-                Some(FieldCell {
-                    number: Some(n), ..
-                }) => {
-                    sheet.write_number(r, col, *n)?;
-                }
-                Some(f) => {
-                    sheet.write_string(r, col, row.get(f.shown))?;
-                }
-                None => {}
+            if let Some(f) = row.field(c) {
+                self.scratch.clear();
+                // Numbers stay numbers.
+                match shown_value(row.get(f.raw), &mut self.scratch)? {
+                    Some(n) => sheet.write_number(r, col, n)?,
+                    None => sheet.write_string(r, col, &self.scratch)?,
+                };
             }
             col += 1;
         }
@@ -506,18 +501,15 @@ impl Sink for JsonSink {
                 }
                 self.string(name)?;
                 self.raw(b":")?;
-                match *cell {
-                    Cell::Empty => self.raw(b"null")?,
-                    Cell::Int(n) => {
-                        use std::fmt::Write as _;
-                        let mut num = std::mem::take(&mut self.num);
-                        num.clear();
-                        let _ = write!(num, "{n}");
-                        self.raw(num.as_bytes())?;
-                        self.num = num;
-                    }
-                    Cell::Text(span) => self.string(row.get(span))?,
-                }
+                let mut num = std::mem::take(&mut self.num);
+                let text = cell.text(row, &mut num);
+                let written = match (*cell, text) {
+                    (_, None) => self.raw(b"null"),
+                    (Cell::Int(_), Some(n)) => self.raw(n.as_bytes()),
+                    (_, Some(t)) => self.string(t),
+                };
+                self.num = num;
+                written?;
             }
             Ok(())
         })();
@@ -697,6 +689,7 @@ impl Store {
                 }
                 Box::new(XlsxSink {
                     book,
+                    scratch: String::new(),
                     path: partial.clone(),
                     header: Vec::new(),
                     row: 0,
