@@ -6,9 +6,10 @@
 //!
 //! Files in `<data>/crm/` (a folder only the user can read): `connection.json` (no
 //! secrets), `credentials.json` (the token, webhook URL or secret), `tokens.json` (OAuth
-//! tokens, replaced atomically on every refresh), `dial-token` (the click-to-call token),
-//! and `progress/` (how far each outbox item's delivery got: CRM ids and stage marks, no
-//! personal data; see [`StoreOutbox`]).
+//! tokens, replaced atomically on every refresh) and `dial-token` (the click-to-call
+//! token). How far each outbox item's delivery got is kept with the item in the store
+//! (see [`StoreOutbox`]); the `progress/` folder of earlier versions is read into the
+//! store once and removed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -544,18 +545,17 @@ impl CrmPlanner for Planner {
 
 /// The store's outbox for one CRM, as the sync worker sees it.
 ///
-/// The store keeps items, leases, attempts and messages; how far each delivery got
-/// ([`Progress`]: CRM ids and stage marks) is kept beside it in `<data>/crm/progress/`,
-/// one small file per item written atomically, because the store's outbox has no place
-/// for it yet. Items of blocked people are not handed out by the store; destroyed
-/// people's items are gone from it (their progress files are swept).
+/// The store keeps everything: items, leases, attempts, messages, and how far each
+/// delivery got ([`Progress`]: CRM ids and stage marks), saved with the item in one
+/// transaction of the encrypted database before and after every request that is not
+/// idempotent. Items of blocked people are not handed out, and one blocked after it was
+/// handed out is not sent ([`OutboxItem::blocked`]); destroyed people's items are gone
+/// from the store, progress and all.
 #[derive(Debug)]
 pub struct StoreOutbox<'a> {
     store: &'a Store,
     target: String,
-    progress_dir: PathBuf,
     lease: Duration,
-    claimed: HashMap<ItemId, (u32, serde_json::Value)>,
 }
 
 fn outbox_err(e: impl std::fmt::Display) -> CrmError {
@@ -565,41 +565,34 @@ fn outbox_err(e: impl std::fmt::Display) -> CrmError {
 }
 
 impl<'a> StoreOutbox<'a> {
-    /// The outbox of `target` in `store`.
+    /// The outbox of `target` in `store`. Progress files left by an earlier version in
+    /// `<data>/crm/progress/` are moved into the store first.
     pub fn new(dir: &DataDir, store: &'a Store, target: &str) -> Result<StoreOutbox<'a>, Error> {
-        let progress_dir = crm_dir(dir)?.join("progress");
-        std::fs::create_dir_all(&progress_dir).map_err(|e| io_error(&progress_dir, e))?;
+        adopt_progress_files(&crm_dir(dir)?.join("progress"), store)?;
         Ok(StoreOutbox {
             store,
             target: target.into(),
-            progress_dir,
             lease: Duration::from_secs(600),
-            claimed: HashMap::new(),
         })
     }
+}
 
-    fn progress_path(&self, id: ItemId) -> PathBuf {
-        self.progress_dir.join(format!("{}.json", id.0))
-    }
-
-    fn progress(&self, id: ItemId) -> Progress {
-        std::fs::read(self.progress_path(id))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
-    }
-
-    fn queued(&mut self, it: OutboxItem) -> Option<QueuedItem> {
-        let job: SyncJob = serde_json::from_value(it.payload.clone()).ok()?;
-        let id = ItemId(it.id.0 as u64);
-        self.claimed.insert(id, (it.attempts, it.payload));
-        Some(QueuedItem {
-            id,
-            progress: self.progress(id),
-            job,
-            failures: it.attempts,
-        })
-    }
+/// An item as the worker gets it, or `None` when this version cannot read its payload.
+fn queued(it: &OutboxItem) -> Option<QueuedItem> {
+    let job: SyncJob = serde_json::from_value(it.payload.clone()).ok()?;
+    // Progress this version cannot read starts over: the adapters look for an attempted
+    // request in the CRM before sending it again, and a fresh start has none attempted.
+    let progress = it
+        .progress
+        .clone()
+        .and_then(|p| serde_json::from_value(p).ok())
+        .unwrap_or_default();
+    Some(QueuedItem {
+        id: ItemId(it.id.0 as u64),
+        progress,
+        job,
+        failures: it.attempts,
+    })
 }
 
 impl Outbox for StoreOutbox<'_> {
@@ -615,8 +608,7 @@ impl Outbox for StoreOutbox<'_> {
             .map_err(outbox_err)?;
         let mut out = Vec::new();
         for it in items {
-            let id = it.id;
-            match self.queued(it) {
+            match queued(&it) {
                 Some(q) => out.push(q),
                 None => {
                     // A payload this version cannot read: say so, keep it.
@@ -629,7 +621,7 @@ impl Outbox for StoreOutbox<'_> {
                     let msg = serde_json::to_string(&note).unwrap_or_default();
                     self.store
                         .outbox()
-                        .mark_failed(id, &msg, None)
+                        .mark_failed(it.id, &msg, None)
                         .map_err(outbox_err)?;
                 }
             }
@@ -645,16 +637,23 @@ impl Outbox for StoreOutbox<'_> {
                     .outbox()
                     .get(OutboxId(id.0 as i64))
                     .map_err(outbox_err)?;
-                Ok(it.is_some_and(|i| i.state == OutboxState::Queued))
+                Ok(it.is_some_and(|i| i.state == OutboxState::Queued && !i.blocked))
             })
             .collect()
     }
 
     fn save_progress(&mut self, items: &[(ItemId, &Progress)]) -> Result<(), CrmError> {
-        for (id, p) in items {
-            let bytes = serde_json::to_vec(p).map_err(outbox_err)?;
-            write_private_atomic(&self.progress_path(*id), &bytes).map_err(outbox_err)?;
-        }
+        let values = items
+            .iter()
+            .map(|(id, p)| Ok((OutboxId(id.0 as i64), serde_json::to_value(p)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()
+            .map_err(outbox_err)?;
+        let refs: Vec<(OutboxId, &serde_json::Value)> =
+            values.iter().map(|(id, v)| (*id, v)).collect();
+        self.store
+            .outbox()
+            .save_progress(&refs)
+            .map_err(outbox_err)?;
         Ok(())
     }
 
@@ -666,9 +665,7 @@ impl Outbox for StoreOutbox<'_> {
         self.store
             .outbox()
             .mark_sent(OutboxId(id.0 as i64), crm_ref.as_deref())
-            .map_err(outbox_err)?;
-        let _ = std::fs::remove_file(self.progress_path(id));
-        Ok(())
+            .map_err(outbox_err)
     }
 
     fn mark_failed(
@@ -686,42 +683,48 @@ impl Outbox for StoreOutbox<'_> {
     }
 
     fn next_due(&mut self) -> Result<Option<Timestamp>, CrmError> {
-        let items = self
-            .store
+        self.store
             .outbox()
-            .list(Some(OutboxState::Queued), u32::MAX)
-            .map_err(outbox_err)?;
-        Ok(items
-            .iter()
-            .filter(|i| i.target == self.target)
-            .map(|i| i.next_attempt_at)
-            .min())
+            .next_due(Some(&self.target))
+            .map_err(outbox_err)
     }
 }
 
-/// Remove progress files of items the store no longer has (destroyed people) or has sent.
-fn sweep_progress(dir: &Path, store: &Store) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+/// Move the progress files of an earlier version (`<data>/crm/progress/<id>.json`) into
+/// the store, then remove them: progress of items still waiting is kept (unless the store
+/// already has newer), files of items sent or destroyed are simply removed.
+fn adopt_progress_files(folder: &Path, store: &Store) -> Result<(), Error> {
+    let entries = match std::fs::read_dir(folder) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(folder, e)),
     };
     for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name
-            .strip_suffix(".json")
-            .and_then(|n| n.parse::<i64>().ok())
-        else {
+        let path = e.path();
+        let id = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.parse::<i64>().ok());
+        let Some(id) = id else {
             continue;
         };
-        let keep = store
-            .outbox()
-            .get(OutboxId(id))
+        let saved: Option<serde_json::Value> = std::fs::read(&path)
             .ok()
-            .flatten()
-            .is_some_and(|i| i.state != OutboxState::Sent);
-        if !keep {
-            let _ = std::fs::remove_file(e.path());
+            .and_then(|b| serde_json::from_slice::<Progress>(&b).ok())
+            .and_then(|p| serde_json::to_value(p).ok());
+        let waiting = store.outbox().get(OutboxId(id))?;
+        if let (Some(p), Some(it)) = (&saved, waiting)
+            && it.state != OutboxState::Sent
+            && it.progress.is_none()
+        {
+            store.outbox().save_progress(&[(OutboxId(id), p)])?;
         }
+        std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
     }
+    // Empty now (anything else in it is not ours to remove).
+    let _ = std::fs::remove_dir(folder);
+    Ok(())
 }
 
 /// Deliver what is due now, batch after batch, until nothing is due (items that failed
@@ -731,7 +734,6 @@ pub fn sync(dir: &DataDir, store: &Store) -> Result<Tick, Error> {
     let conn = require_connection(dir)?;
     let adapter = adapter_for(dir, &conn, &credentials(dir)?)?;
     let mut outbox = StoreOutbox::new(dir, store, conn.target())?;
-    sweep_progress(&outbox.progress_dir, store);
     let mut worker = Worker::new(
         adapter,
         clock(),
@@ -871,14 +873,21 @@ steps:
             .unwrap()
     }
 
-    #[test]
-    fn stored_runs_reach_the_crm_once_and_blocking_destruction_and_refusals_hold() {
+    /// A new installation with its store open, the webhook planner registered and its
+    /// administrator signed in.
+    fn installation() -> (tempfile::TempDir, DataDir, Store, Session) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::at(tmp.path());
         let key = Unlock::Key(DbKey::from_hex(&"ab".repeat(32)).unwrap());
         let store = Store::open(&tmp.path().join("callhelper.db"), &key).unwrap();
         store.set_crm_planner(Arc::new(Planner::new(CrmKind::Webhook)));
         let s = store.create_first_admin("admin", "admin-password").unwrap();
+        (tmp, dir, store, s)
+    }
+
+    #[test]
+    fn stored_runs_reach_the_crm_once_and_blocking_destruction_and_refusals_hold() {
+        let (_tmp, dir, store, s) = installation();
         let server = connect_webhook(&dir);
 
         let (a, b, c) = (
@@ -945,6 +954,76 @@ steps:
                 .duplicates
                 .load(std::sync::atomic::Ordering::Relaxed),
             0
+        );
+    }
+
+    #[test]
+    fn progress_lives_in_the_store_and_a_person_blocked_after_the_claim_is_not_sent() {
+        let (_tmp, dir, store, s) = installation();
+        let (a, b) = (
+            person(&store, &s, "+79161112233"),
+            person(&store, &s, "+79162223344"),
+        );
+        run_for(&store, &s, a, 1_770_000_000_000);
+        run_for(&store, &s, b, 1_770_000_100_000);
+        let of = |c: ContactId| {
+            store
+                .outbox()
+                .list(None, 10)
+                .unwrap()
+                .into_iter()
+                .find(|i| i.contact == Some(c.0))
+                .unwrap()
+                .id
+        };
+        let (item_a, item_b) = (of(a), of(b));
+
+        // An earlier version's progress file is moved into the store, once.
+        let folder = crm_dir(&dir).unwrap().join("progress");
+        std::fs::create_dir_all(&folder).unwrap();
+        let old = Progress {
+            contact_id: Some("555".into()),
+            ..Default::default()
+        };
+        std::fs::write(
+            folder.join(format!("{}.json", item_a.0)),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(folder.join("999.json"), b"{}").unwrap();
+        let mut outbox = StoreOutbox::new(&dir, &store, CrmKind::Webhook.id()).unwrap();
+        assert!(!folder.exists(), "the old folder is gone");
+        assert_eq!(
+            store.outbox().get(item_a).unwrap().unwrap().progress,
+            Some(serde_json::to_value(&old).unwrap())
+        );
+
+        // Claimed with its progress; progress saved goes into the store.
+        let claimed = outbox.claim_due(Timestamp(0), 10).unwrap();
+        let ids: Vec<ItemId> = claimed.iter().map(|q| q.id).collect();
+        assert_eq!(ids, [ItemId(item_a.0 as u64), ItemId(item_b.0 as u64)]);
+        assert_eq!(claimed[0].progress, old);
+        assert_eq!(claimed[1].progress, Progress::default());
+        let mut newer = Progress::default();
+        newer.mark_attempted(callhelper_crm::job::Stage::Call);
+        outbox.save_progress(&[(ids[1], &newer)]).unwrap();
+        assert_eq!(
+            store.outbox().get(item_b).unwrap().unwrap().progress,
+            Some(serde_json::to_value(&newer).unwrap())
+        );
+
+        // Blocked after the claim: not sent.
+        store.block(&s, b).unwrap();
+        assert_eq!(outbox.still_sendable(&ids).unwrap(), [true, false]);
+        assert!(store.outbox().get(item_b).unwrap().unwrap().blocked);
+        assert_eq!(
+            outbox.next_due().unwrap(),
+            store
+                .outbox()
+                .get(item_a)
+                .unwrap()
+                .map(|i| i.next_attempt_at),
+            "only the unblocked item is due"
         );
     }
 }

@@ -7,11 +7,16 @@
 //! store calls it inside its transaction. The sync worker then takes due items with
 //! [`Outbox::claim_due`] (a lease keeps two workers off one item), and reports each as
 //! sent or failed. Each item has an idempotency key, unique in the table, so queuing the
-//! same result twice queues it once.
+//! same result twice queues it once. How far a delivery got (the sync's progress: CRM ids
+//! and which requests were attempted) is saved with the item ([`Outbox::save_progress`],
+//! one transaction) and handed back by every claim, so a delivery interrupted by a crash
+//! resumes from it.
 //!
 //! Personal-data rules apply here too: nothing is queued for a blocked person and queued
 //! work of a blocked person is not handed out until they are unblocked (terms «b»:
-//! blocking stops processing); destroying a person removes all their items.
+//! blocking stops processing); every item says whether its person is blocked now
+//! ([`OutboxItem::blocked`]), so a worker checks again just before sending; destroying a
+//! person removes all their items, with their progress.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +124,12 @@ pub struct OutboxItem {
     pub crm_ref: Option<String>,
     /// When it was queued.
     pub created_at: Timestamp,
+    /// How far its delivery got, as the sync saved it ([`Outbox::save_progress`]); `None`
+    /// before the first attempt.
+    pub progress: Option<serde_json::Value>,
+    /// Its person is blocked now: it must not be sent (the store does not hand it out,
+    /// and a worker holding it from before the block checks this before sending).
+    pub blocked: bool,
 }
 
 impl std::fmt::Debug for OutboxItem {
@@ -129,6 +140,7 @@ impl std::fmt::Debug for OutboxItem {
             .field("kind", &self.kind)
             .field("state", &self.state)
             .field("attempts", &self.attempts)
+            .field("blocked", &self.blocked)
             .finish_non_exhaustive()
     }
 }
@@ -154,8 +166,10 @@ pub trait CrmPlanner: Send + Sync {
     fn plan_call(&self, call: &Call) -> Vec<NewOutboxItem>;
 }
 
-const COLUMNS: &str = "id, target, kind, payload, idempotency_key, contact_id, run_id, call_id, \
-                       state, attempts, next_attempt_at, last_error, crm_ref, created_at";
+/// The columns of [`item`], read from `outbox o`.
+const COLUMNS: &str = "o.id, o.target, o.kind, o.payload, o.idempotency_key, o.contact_id, o.run_id, \
+    o.call_id, o.state, o.attempts, o.next_attempt_at, o.last_error, o.crm_ref, o.created_at, o.progress, \
+    coalesce((SELECT c.blocked_at IS NOT NULL FROM contacts c WHERE c.id = o.contact_id), 0)";
 
 fn item(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
     Ok(OutboxItem {
@@ -173,6 +187,10 @@ fn item(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
         last_error: r.get(11)?,
         crm_ref: r.get(12)?,
         created_at: Timestamp(r.get(13)?),
+        progress: r
+            .get::<_, Option<String>>(14)?
+            .and_then(|p| serde_json::from_str(&p).ok()),
+        blocked: r.get(15)?,
     })
 }
 
@@ -292,12 +310,12 @@ impl Outbox<'_> {
         let items: Vec<OutboxItem> = {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM outbox o
-                 WHERE state = 'queued' AND next_attempt_at <= ?1
-                   AND (lease_until IS NULL OR lease_until <= ?1)
-                   AND (?2 IS NULL OR target = ?2)
+                 WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
+                   AND (o.lease_until IS NULL OR o.lease_until <= ?1)
+                   AND (?2 IS NULL OR o.target = ?2)
                    AND (contact_id IS NULL OR NOT EXISTS (
                         SELECT 1 FROM contacts c WHERE c.id = o.contact_id AND c.blocked_at IS NOT NULL))
-                 ORDER BY next_attempt_at, id LIMIT ?3"
+                 ORDER BY o.next_attempt_at, o.id LIMIT ?3"
             ))?;
             stmt.query_map(params![now.0, target, limit], item)?
                 .collect::<rusqlite::Result<_>>()?
@@ -311,6 +329,42 @@ impl Outbox<'_> {
         }
         tx.commit()?;
         Ok(items)
+    }
+
+    /// Save how far the delivery of items got (the CRM sync's progress), all in one
+    /// transaction, committed before this returns: the sync calls it before and after
+    /// every request that is not idempotent. Items that are gone (their person was
+    /// destroyed) or already sent are left alone. Returns how many items were updated.
+    pub fn save_progress(&self, items: &[(OutboxId, &serde_json::Value)]) -> Result<usize> {
+        let now = self.store.now();
+        let mut db = self.store.db();
+        let tx = db.transaction()?;
+        let mut n = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET progress = ?2, updated_at = ?3 WHERE id = ?1 AND state != 'sent'",
+            )?;
+            for (id, progress) in items {
+                n += stmt.execute(params![id.0, progress.to_string(), now.0])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// The earliest time a queued item of `target` (or of any target) may be tried, if
+    /// any is queued and may be handed out (for a worker to sleep until then; items of
+    /// blocked people wait for the unblock, not for a time).
+    pub fn next_due(&self, target: Option<&str>) -> Result<Option<Timestamp>> {
+        let at: Option<i64> = self.store.db().query_row(
+            "SELECT min(next_attempt_at) FROM outbox o
+             WHERE state = 'queued' AND (?1 IS NULL OR target = ?1)
+               AND (contact_id IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM contacts c WHERE c.id = o.contact_id AND c.blocked_at IS NOT NULL))",
+            [target],
+            |r| r.get(0),
+        )?;
+        Ok(at.map(Timestamp))
     }
 
     /// The CRM accepted the item; `crm_ref` is its id for what was created.
@@ -362,7 +416,7 @@ impl Outbox<'_> {
             .store
             .db()
             .query_row(
-                &format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"),
+                &format!("SELECT {COLUMNS} FROM outbox o WHERE o.id = ?1"),
                 [id.0],
                 item,
             )
@@ -373,7 +427,7 @@ impl Outbox<'_> {
     pub fn list(&self, state: Option<OutboxState>, limit: u32) -> Result<Vec<OutboxItem>> {
         let db = self.store.db();
         let mut stmt = db.prepare(&format!(
-            "SELECT {COLUMNS} FROM outbox WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2"
+            "SELECT {COLUMNS} FROM outbox o WHERE (?1 IS NULL OR o.state = ?1) ORDER BY o.id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![state.map(OutboxState::as_str), limit], item)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -189,6 +189,12 @@ CREATE INDEX runs_agent ON runs(agent_id, started_at);
 CREATE INDEX contacts_updated ON contacts(updated_at);
 CREATE INDEX contacts_blocked ON contacts(blocked_at) WHERE blocked_at IS NOT NULL;
 "#,
+    // 4: how far each outbox item's delivery got (the CRM sync's progress: CRM ids and
+    // stage marks, JSON), kept with the item so it is saved in the same encrypted file,
+    // in a transaction, and goes when the item goes.
+    r#"
+ALTER TABLE outbox ADD COLUMN progress TEXT;
+"#,
 ];
 
 /// The newest schema version this build knows.

@@ -254,6 +254,11 @@ pub fn full_run(
     id
 }
 
+/// A whole run (budget 150) by the administrator with the `i`th test person.
+pub fn person_run(f: &Fixture, ids: &[ContactId], i: usize, at: i64) -> RunId {
+    full_run(&f.store, &f.admin, Some(ids[i]), PEOPLE[i].0, "150", at)
+}
+
 /// Every text value in every table, for "can it be found anywhere" checks.
 pub fn all_text(path: &Path) -> String {
     let conn = rusqlite::Connection::open(path).unwrap();

@@ -40,6 +40,18 @@ fn from_every_earlier_version() {
                 )
                 .unwrap();
             }
+            if from >= 2 {
+                // And CRM work queued before the outbox kept its progress.
+                old.outbox()
+                    .enqueue(&[callhelper_store::NewOutboxItem {
+                        target: "webhook".into(),
+                        kind: "run_finished".into(),
+                        payload: serde_json::json!({ "run": 1 }),
+                        idempotency_key: "run:1:webhook".into(),
+                        contact: None,
+                    }])
+                    .unwrap();
+            }
         }
         let store = Store::open(&path, &common::key()).unwrap();
         assert_eq!(
@@ -56,6 +68,14 @@ fn from_every_earlier_version() {
                     .unwrap()
                     .is_some(),
                 "data kept from {from}"
+            );
+        }
+        if from >= 2 {
+            let items = store.outbox().list(None, 10).unwrap();
+            assert_eq!(items.len(), 1, "CRM work kept from {from}");
+            assert_eq!(
+                (items[0].progress.as_ref(), items[0].blocked),
+                (None, false)
             );
         }
         assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());

@@ -136,3 +136,80 @@ fn a_failed_finish_queues_nothing() {
     assert_eq!(err.code(), "store.run_finished");
     assert_eq!(f.store.outbox().counts().unwrap().queued, 2);
 }
+
+#[test]
+fn progress_is_saved_with_the_item_and_blocked_people_are_flagged() {
+    let f = common::fixture();
+    f.store.set_crm_planner(Arc::new(Planner));
+    let ids = f.people();
+    for (i, at) in [(0, 1_770_000_000_000), (1, 1_770_000_100_000)] {
+        common::person_run(&f, &ids, i, at);
+    }
+    let outbox = f.store.outbox();
+    let lease = Duration::from_secs(30);
+    let claimed = outbox.claim_due(Some("amocrm"), 10, lease).unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|i| i.progress.is_none() && !i.blocked));
+    // Progress is saved (one transaction) and handed back by get, list and the next claim.
+    let p0 = serde_json::json!({ "contact_id": "77", "stages": { "call": "attempted" } });
+    let p1 = serde_json::json!({ "contact_id": "78" });
+    assert_eq!(
+        outbox
+            .save_progress(&[(claimed[0].id, &p0), (claimed[1].id, &p1)])
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        outbox.get(claimed[0].id).unwrap().unwrap().progress,
+        Some(p0.clone())
+    );
+    let now = f.store.now().0;
+    outbox
+        .mark_failed(claimed[0].id, "timeout", Some(Timestamp(now)))
+        .unwrap();
+    let again = outbox.claim_due(Some("amocrm"), 10, lease).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        again[0].progress,
+        Some(p0.clone()),
+        "a retry resumes from it"
+    );
+    // "Retry now" keeps it; a sent item's progress is not overwritten.
+    outbox.retry_now(claimed[0].id).unwrap();
+    assert_eq!(
+        outbox.get(claimed[0].id).unwrap().unwrap().progress,
+        Some(p0.clone())
+    );
+    outbox.mark_sent(claimed[0].id, Some("crm-1")).unwrap();
+    let late = serde_json::json!({ "late": true });
+    assert_eq!(outbox.save_progress(&[(claimed[0].id, &late)]).unwrap(), 0);
+    assert_eq!(
+        outbox.get(claimed[0].id).unwrap().unwrap().progress,
+        Some(p0)
+    );
+    // Blocked after the claim: the item says so, is not handed out, and is not due.
+    f.store.block(&f.admin, ids[1]).unwrap();
+    let held = outbox.get(claimed[1].id).unwrap().unwrap();
+    assert!(held.blocked && held.state == OutboxState::Queued);
+    assert!(outbox.list(None, 10).unwrap().iter().any(|i| i.blocked));
+    assert!(!format!("{held:?}").contains(PEOPLE[1].0));
+    let later = Duration::from_secs(3600);
+    f.store
+        .set_clock(Arc::new(move || Timestamp(now + 7_200_000)));
+    assert!(
+        outbox
+            .claim_due(Some("amocrm"), 10, later)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(outbox.next_due(Some("amocrm")).unwrap(), None);
+    f.store.unblock(&f.admin, ids[1]).unwrap();
+    assert!(outbox.next_due(Some("amocrm")).unwrap().is_some());
+    let back = outbox.claim_due(Some("amocrm"), 10, later).unwrap();
+    assert_eq!((back.len(), back[0].blocked), (1, false));
+    assert_eq!(back[0].progress, Some(p1));
+    // Destroyed: the item and its progress are gone.
+    f.store.destroy_person(&f.admin, ids[1]).unwrap();
+    assert!(outbox.get(claimed[1].id).unwrap().is_none());
+    assert_eq!(outbox.save_progress(&[(claimed[1].id, &late)]).unwrap(), 0);
+}
