@@ -5,7 +5,12 @@
 //! imported from a CSV file), then measures and prints: the insert rate through the
 //! store's batch API, the import rate, CSV, JSON and XLSX export rates, the XLSX export's
 //! peak memory (in a child process of its own, from the kernel's high-water mark), and
-//! lookups of a contact by phone. Only the store's own calls are timed for inserts.
+//! lookups of a contact by phone. Only the store's own calls are timed for inserts. Each
+//! figure is printed with the machine's load averages.
+//!
+//! `BENCH_BATCH` sets the runs per batch (default 5,000); `BENCH_DB_DIR=DIR` keeps the
+//! database there, and a later run reuses it (no insert, just the measurements);
+//! `BENCH_ONLY=csv|json|xlsx|lookup` runs one measurement.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
