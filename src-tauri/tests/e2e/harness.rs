@@ -143,7 +143,7 @@ impl Desktop {
                 "1",
                 "-screen",
                 "0",
-                "1280x800x24",
+                "1280x720x24",
                 "-nolisten",
                 "tcp",
             ])
@@ -256,23 +256,54 @@ impl Desktop {
             ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
         builder.capabilities(caps);
         let url = format!("http://127.0.0.1:{port}");
+        trace("open a WebDriver session");
         tokio::time::timeout(Duration::from_secs(60), builder.connect(&url))
             .await
             .expect("the WebDriver session opens within a minute")
             .expect("a WebDriver session")
     }
 
-    /// Save a screenshot of the window as `NN-name.png` in the test's output folder.
+    /// Save a screenshot of the screen (the virtual display is the window's size, 1280×720)
+    /// as `NN-name.png` in the test's output folder. It is taken from the X server, as a
+    /// person would see it: WebKitWebDriver's own screenshot sometimes never answers when
+    /// nothing is being painted.
     pub async fn shot(&mut self, c: &Client, name: &str) {
         self.shots += 1;
-        let png = c.screenshot().await.expect("a screenshot");
+        trace(&format!("screenshot {name}"));
+        // Let the last change be painted: two animation frames, then a little time.
+        let _ = c
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 requestAnimationFrame(() => requestAnimationFrame(() => done(0)));",
+                vec![],
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
         let path = self.out.join(format!("{:02}-{name}.png", self.shots));
-        std::fs::write(&path, png).expect("write the screenshot");
+        let import = need("import", "apt-get install imagemagick");
+        let status = Command::new(import)
+            .args(["-display", &self.display, "-window", "root"])
+            .arg(&path)
+            .stderr(Stdio::null())
+            .status()
+            .expect("run import");
+        assert!(
+            status.success(),
+            "screenshot {name}: import failed ({status})"
+        );
     }
 }
 
 impl Drop for Desktop {
     fn drop(&mut self) {
+        // A failed test leaves a picture of the screen it failed on.
+        if std::thread::panicking() && !self.display.is_empty() {
+            let _ = Command::new("import")
+                .args(["-display", &self.display, "-window", "root"])
+                .arg(self.out.join("failure.png"))
+                .stderr(Stdio::null())
+                .status();
+        }
         // Every child leads its own process group: end the groups, drivers' children too.
         for c in self.children.iter().rev() {
             let _ = Command::new("kill")
@@ -294,8 +325,28 @@ impl Drop for Desktop {
     }
 }
 
+/// Print what the test is doing, with the time since the test binary started (shown with
+/// `--nocapture`, and by the test harness when a test fails).
+pub fn trace(what: &str) {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let t = START.get_or_init(Instant::now).elapsed().as_secs_f64();
+    eprintln!("[e2e {t:7.2}s] {what}");
+}
+
+/// Run a test's body with a time limit: a WebDriver call that never answers fails the
+/// test (and its [`Desktop`] guard ends everything it started) instead of hanging the run.
+pub async fn limit<F: std::future::Future<Output = ()>>(secs: u64, body: F) {
+    if tokio::time::timeout(Duration::from_secs(secs), body)
+        .await
+        .is_err()
+    {
+        panic!("the test did not finish within {secs} s (its trace above shows the last step)");
+    }
+}
+
 /// Wait for an element to appear (at most `secs` seconds).
 pub async fn find(c: &Client, css: &str, secs: u64) -> Element {
+    trace(&format!("find {css}"));
     c.wait()
         .at_most(Duration::from_secs(secs))
         .for_element(Locator::Css(css))
@@ -310,6 +361,7 @@ pub async fn text(c: &Client, css: &str) -> String {
 
 /// Wait until an element's text satisfies `ok`.
 pub async fn until_text(c: &Client, css: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+    trace(&format!("wait for the text of {css}"));
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Ok(e) = c.find(Locator::Css(css)).await {
@@ -330,6 +382,7 @@ pub async fn until_text(c: &Client, css: &str, secs: u64, ok: impl Fn(&str) -> b
 /// Press keys on whatever has the focus, as a person would: each key down and up, with
 /// modifiers (`Key::Control` ...) held from their first appearance to the end.
 pub async fn press(c: &Client, keys: &[char]) {
+    trace(&format!("press {keys:?}"));
     let mods: Vec<char> = [Key::Control, Key::Alt, Key::Shift]
         .into_iter()
         .map(char::from)
@@ -360,6 +413,14 @@ pub async fn js(c: &Client, expr: &str) -> serde_json::Value {
     c.execute(&format!("return {expr};"), vec![])
         .await
         .expect("script ran")
+}
+
+/// End the session, failing the test if the page met an uncaught error on the way (the
+/// interface keeps them in `window.__callhelperErrors`).
+pub async fn finish(c: Client) {
+    let errors = js(&c, "window.__callhelperErrors || []").await;
+    assert_eq!(errors, serde_json::json!([]), "uncaught errors in the page");
+    c.close().await.expect("close the WebDriver session");
 }
 
 /// Open the test's database the way an administrator would.

@@ -55,6 +55,7 @@ const S = {
   // dialer
   dialer: { en: "Dial", ru: "Набор" },
   number: { en: "Number, name or SIP address", ru: "Номер, имя или адрес SIP" },
+  phone_email: { en: "Phone, e-mail", ru: "Телефон, e-mail" },
   call: { en: "Call", ru: "Позвонить" },
   call_demo: { en: "Call the demo line", ru: "Позвонить на демо-линию" },
   script_for_call: { en: "Script", ru: "Сценарий" },
