@@ -535,7 +535,8 @@ fn start_error(e: StartError) -> Error {
     }
 }
 
-fn command_error(e: PhoneError) -> Error {
+/// A phone command's error, in both languages.
+pub(crate) fn command_error(e: PhoneError) -> Error {
     let code = match &e {
         PhoneError::NoSuchAccount(_) => "phone.no_such_account",
         PhoneError::InvalidAccount { .. } => "phone.invalid_account",

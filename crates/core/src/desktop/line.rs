@@ -12,9 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use callhelper_phone::demo::DemoLine;
-use callhelper_phone::{
-    AudioIo, Event, Phone, PhoneConfig, PhoneError, Port, StartError, Transport,
-};
+use callhelper_phone::{AudioIo, Event, Phone, PhoneConfig, Port, StartError, Transport};
 use callhelper_script::{Text, text};
 
 use crate::Error;
@@ -176,25 +174,7 @@ fn stopped() -> Error {
     )
 }
 
-/// A phone command's error, in both languages.
-pub(super) fn command_error(e: PhoneError) -> Error {
-    let code = match &e {
-        PhoneError::NoSuchAccount(_) => "phone.no_such_account",
-        PhoneError::InvalidAccount { .. } => "phone.invalid_account",
-        PhoneError::InvalidAddress => "phone.invalid_address",
-        PhoneError::InvalidDigit(_) => "phone.invalid_dtmf",
-        _ => "phone.command_failed",
-    };
-    let ru = match &e {
-        PhoneError::InvalidAddress => "это не адрес SIP и не номер".to_string(),
-        PhoneError::InvalidDigit(d) => {
-            format!("{:?} — не клавиша DTMF (допустимы 0-9, *, #, A-D)", d.0)
-        }
-        PhoneError::InvalidAccount { name, what } => format!("учётная запись {name:?}: {what}"),
-        other => format!("телефон не выполнил команду: {other}"),
-    };
-    Error::new(code, Text::new(e.to_string(), ru))
-}
+pub(super) use crate::phone::command_error;
 
 fn start_error(e: StartError) -> Error {
     match e {
