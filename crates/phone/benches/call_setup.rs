@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p callhelper-phone --bench call_setup` (needs sip-tester, baresip and
 //! tcpdump, and the right to capture on `lo`: root or CAP_NET_RAW). `CALLS=N` sets the
-//! calls per client (default 7), alternating between the two clients.
+//! calls per client (default 7; 1 when `cargo test` runs it), alternating between the
+//! two clients.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -21,10 +22,12 @@ use support::sip_peers::baresip_caller;
 use support::{Party, SEC, Scratch, free_port, loopback_config, require, sipp};
 
 fn main() -> ExitCode {
+    // `cargo test --all-targets` runs this once without `--bench`: one call each then.
+    let full = std::env::args().any(|a| a == "--bench");
     let calls: usize = std::env::var("CALLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
+        .unwrap_or(if full { 7 } else { 1 });
     let dir = Scratch::new("bench-call-setup");
     // 8 kHz: the one rate baresip's `aufile` takes; both clients play the same file.
     let tone = write_tone_at(&dir.join("tone.wav"), 440.0, 5.0, 8000);
