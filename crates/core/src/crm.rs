@@ -177,7 +177,8 @@ pub fn connection(dir: &DataDir) -> Result<Option<Connection>, Error> {
     }
 }
 
-fn require_connection(dir: &DataDir) -> Result<Connection, Error> {
+/// The saved connection, or an error that says to connect a CRM first.
+pub fn require_connection(dir: &DataDir) -> Result<Connection, Error> {
     connection(dir)?.ok_or_else(|| {
         Error::new(
             "crm.not_connected",
@@ -336,9 +337,20 @@ pub fn crm_fields(dir: &DataDir) -> Result<Vec<CrmField>, Error> {
 /// with what to do.
 pub fn check_mapping(dir: &DataDir, script: &Script) -> Result<Vec<Text>, Error> {
     let conn = require_connection(dir)?;
-    let Some(map) = conn.mappings.get(&script.id) else {
-        return Ok(Vec::new());
-    };
+    match conn.mappings.get(&script.id) {
+        Some(map) => check_field_map(dir, &conn, script, map),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Check a mapping for `script` against the script and the connected CRM's fields,
+/// before it is saved; the problems, each with what to do.
+pub fn check_field_map(
+    dir: &DataDir,
+    conn: &Connection,
+    script: &Script,
+    map: &FieldMap,
+) -> Result<Vec<Text>, Error> {
     let fields = if conn.crm == CrmKind::Webhook {
         None
     } else {

@@ -1823,11 +1823,157 @@ impl Workspace {
 
     /// Activate a licence key (administrators). The phone restarts to leave demo mode.
     pub fn activate_licence(&self, key: &str) -> Result<LicenceView, Error> {
+        self.change_licence(|data| crate::licence::activate(data, key, None).map(drop))
+    }
+
+    /// Change the licence as an administrator, then show where it stands.
+    fn change_licence(
+        &self,
+        change: impl FnOnce(&DataDir) -> Result<(), Error>,
+    ) -> Result<LicenceView, Error> {
         let mut st = self.state();
         st.session_for(Area::Admin)?;
-        crate::licence::activate(&self.shared.data, key, None)?;
+        change(&self.shared.data)?;
         st.licence = licence_view(&self.shared.data);
         Ok(st.licence.clone())
+    }
+
+    /// Free this computer's seat and go back to demo mode (administrators). With
+    /// `forget`, an unreachable licence server does not stop it: the seat then frees
+    /// itself when its lease ends.
+    pub fn deactivate_licence(&self, forget: bool) -> Result<LicenceView, Error> {
+        self.change_licence(|data| crate::licence::deactivate(data, None, forget).map(drop))
+    }
+
+    /// Connect a CRM (administrators): checked with the CRM before it is saved. The
+    /// mappings of an earlier connection to the same CRM are kept; delivery and
+    /// click-to-call switch to it at once.
+    pub fn crm_connect(&self, input: CrmConnectInput) -> Result<SettingsView, Error> {
+        let data = &self.shared.data;
+        {
+            let mut st = self.state();
+            st.session_for(Area::Admin)?;
+            let kind = match input.kind.as_str() {
+                "amocrm" => crate::crm::CrmKind::AmoCrm,
+                "bitrix24" => crate::crm::CrmKind::Bitrix24,
+                "webhook" => crate::crm::CrmKind::Webhook,
+                other => {
+                    return Err(Error::new(
+                        "crm.settings",
+                        text!("unknown CRM {other:?}: choose amoCRM, Bitrix24 or a webhook";
+                              "неизвестная CRM {other:?}: выберите amoCRM, Битрикс24 или вебхук"),
+                    ));
+                }
+            };
+            let mut conn = crate::crm::Connection::new(kind, input.url.trim());
+            if let Some(old) = crate::crm::connection(data)?.filter(|o| o.crm == kind) {
+                conn.mappings = old.mappings;
+                conn.dial_port = old.dial_port;
+            }
+            conn.lang = match st.lang() {
+                Lang::Ru => "ru",
+                Lang::En => "en",
+            }
+            .to_owned();
+            crate::crm::connect(
+                data,
+                &conn,
+                crate::crm::Secret::new(input.secret.trim()),
+                None,
+            )?;
+            // Free the click-to-call port before listening again.
+            st.dial_endpoint = None;
+            if let Some(bg) = &st.background {
+                bg.nudge();
+            }
+        }
+        let dial = self.start_click_to_call();
+        self.state().dial_endpoint = dial;
+        self.settings()
+    }
+
+    /// What the mapping editor works on: the script in `file` and the CRM connection
+    /// (administrators).
+    fn mapping_parts(&self, file: &str) -> Result<(Arc<Program>, crate::crm::Connection), Error> {
+        let program = {
+            let mut st = self.state();
+            st.session_for(Area::Admin)?;
+            st.program(file)?
+        };
+        Ok((program, crate::crm::require_connection(&self.shared.data)?))
+    }
+
+    /// The CRM mapping of the script in `file` (administrators).
+    pub fn crm_mapping(&self, file: &str) -> Result<MappingView, Error> {
+        let (program, conn) = self.mapping_parts(file)?;
+        let data = &self.shared.data;
+        let script = program.script();
+        let rules = conn
+            .mappings
+            .get(&script.id)
+            .map(|m| m.rules.clone())
+            .unwrap_or_default();
+        let crm_fields = crate::crm::crm_fields(data)?
+            .into_iter()
+            .map(|f| CrmFieldView {
+                id: f.id,
+                name: f.name,
+            })
+            .collect();
+        Ok(MappingView {
+            file: file.to_owned(),
+            script: script.id.clone(),
+            fields: script
+                .fields
+                .iter()
+                .map(|f| MappedField {
+                    field: f.id.clone(),
+                    label: f.label.clone(),
+                    crm_field: rules
+                        .iter()
+                        .find(|r| r.field == f.id)
+                        .map(|r| r.crm_field.clone()),
+                })
+                .collect(),
+            crm_fields,
+            problems: crate::crm::check_mapping(data, script)?,
+        })
+    }
+
+    /// Save the CRM mapping of the script in `file` (administrators). It is checked
+    /// against the script and the CRM's field list first, and refused with every problem
+    /// named when it does not fit.
+    pub fn save_crm_mapping(
+        &self,
+        file: &str,
+        fields: Vec<MappedField>,
+    ) -> Result<MappingView, Error> {
+        let (program, mut conn) = self.mapping_parts(file)?;
+        let data = &self.shared.data;
+        let script = program.script();
+        let rules: Vec<crate::crm::FieldRule> = fields
+            .into_iter()
+            .filter_map(|f| {
+                let crm_field = f.crm_field?.trim().to_owned();
+                (!crm_field.is_empty()).then_some(crate::crm::FieldRule {
+                    field: f.field,
+                    crm_field,
+                })
+            })
+            .collect();
+        let map = crate::crm::FieldMap { rules };
+        let problems = crate::crm::check_field_map(data, &conn, script, &map)?;
+        if !problems.is_empty() {
+            let en: Vec<&str> = problems.iter().map(|p| p.en.as_str()).collect();
+            let ru: Vec<&str> = problems.iter().map(|p| p.ru.as_str()).collect();
+            return Err(Error::new(
+                "crm.mapping",
+                text!("the mapping was not saved: {}", en.join("; "); "соответствие полей не сохранено: {}", ru.join("; ")),
+            ));
+        }
+        conn.mappings.insert(script.id.clone(), map);
+        crate::crm::save_connection(data, &conn)?;
+        self.crm_mapping(file)
     }
 
     /// Send everything the CRM has not accepted again now. Administrators.
@@ -2022,6 +2168,60 @@ mod tests {
         let calls = ws.app_state().calls;
         assert_eq!(calls.len(), 1, "{calls:?}");
         ws.hang_up(calls[0].id).unwrap();
+    }
+
+    #[test]
+    fn administrators_connect_a_crm_map_fields_and_manage_the_licence() {
+        use callhelper_crm_fakes::{WebhookConfig, WebhookServer};
+        let (_dir, ws, _) = workspace();
+        let server = WebhookServer::start(WebhookConfig::default()).unwrap();
+        let input = CrmConnectInput {
+            kind: "webhook".into(),
+            url: server.url(),
+            secret: WebhookConfig::default().secret,
+        };
+        // Agents cannot; the administrator's password opens the area.
+        assert_eq!(
+            ws.crm_connect(input.clone()).unwrap_err().code,
+            "desk.needs_admin"
+        );
+        ws.elevate(Area::Admin, DEMO_ADMIN, DEMO_ADMIN_PASSWORD)
+            .unwrap();
+        let wrong = CrmConnectInput {
+            secret: "not the secret".into(),
+            ..input.clone()
+        };
+        assert!(ws.crm_connect(wrong).is_err(), "checked before it is saved");
+        assert_eq!(ws.settings().unwrap().crm.kind, None);
+        let settings = ws.crm_connect(input).unwrap();
+        assert_eq!(settings.crm.kind.as_deref(), Some("webhook"));
+
+        let file = "b2b-cold-call.en.yaml";
+        let map = ws.crm_mapping(file).unwrap();
+        assert!(map.crm_fields.is_empty(), "a webhook takes any key");
+        assert!(map.fields.iter().all(|f| f.crm_field.is_none()));
+        let mut fields = map.fields.clone();
+        fields[0].crm_field = Some("lead_name".into());
+        let saved = ws.save_crm_mapping(file, fields.clone()).unwrap();
+        assert_eq!(saved.fields[0].crm_field.as_deref(), Some("lead_name"));
+        assert!(saved.problems.is_empty(), "{:?}", saved.problems);
+        // A field the script does not have is refused, and the saved mapping stays.
+        fields.push(MappedField {
+            field: "no_such_field".into(),
+            label: String::new(),
+            crm_field: Some("x".into()),
+        });
+        let e = ws.save_crm_mapping(file, fields).unwrap_err();
+        assert!(e.message.en.contains("no_such_field"), "{:?}", e.message);
+        let kept = ws.crm_mapping(file).unwrap();
+        assert_eq!(kept.fields[0].crm_field.as_deref(), Some("lead_name"));
+
+        // No licence here: deactivating says so, and demo mode stays.
+        match ws.deactivate_licence(true) {
+            Ok(view) => assert!(view.demo),
+            Err(e) => assert!(!e.message.en.is_empty()),
+        }
+        assert!(ws.app_state().licence.demo);
     }
 
     #[test]

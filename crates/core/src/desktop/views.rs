@@ -581,6 +581,54 @@ pub struct CrmView {
     pub last_error: Option<Text>,
 }
 
+/// A CRM connection as the settings form sends it (OAuth is set up with `callhelper crm
+/// connect`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+pub struct CrmConnectInput {
+    /// `amocrm`, `bitrix24` or `webhook`.
+    pub kind: String,
+    /// amoCRM: the account's address; webhook: where to post; Bitrix24: unused.
+    pub url: String,
+    /// amoCRM: the long-lived token; Bitrix24: the inbound webhook URL; webhook: the
+    /// shared signing secret.
+    pub secret: String,
+}
+
+/// One script field in the mapping editor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MappedField {
+    /// The script field's id.
+    pub field: String,
+    /// Its label, as the script gives it.
+    pub label: String,
+    /// The CRM field it goes to, if any.
+    pub crm_field: Option<String>,
+}
+
+/// A field of the CRM, as the mapping editor offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct CrmFieldView {
+    /// The CRM's id of the field.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// Which script field goes to which CRM field, for one script.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct MappingView {
+    /// The script's file in the scripts folder.
+    pub file: String,
+    /// The script's id (mappings are kept by id).
+    pub script: String,
+    /// The script's fields, each with its CRM field.
+    pub fields: Vec<MappedField>,
+    /// The CRM's fields to choose from; empty for a webhook, which takes any key.
+    pub crm_fields: Vec<CrmFieldView>,
+    /// What is wrong with the saved mapping, if anything.
+    pub problems: Vec<Text>,
+}
+
 /// The settings page.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct SettingsView {
