@@ -185,7 +185,7 @@ fn main() {
         find(&c, "[data-testid=start-run]", 30).await.click().await.unwrap();
         step_is_title(&c, "Greeting").await;
         harness::focus_panel(&c).await;
-        js(&c, "(window.__callhelperPerf = { keyToPaint: [] }, 0)").await;
+        js(&c, "(window.__callhelperPerf = { keyToPaint: [], command: [] }, 0)").await;
         for _ in 0..40 {
             press(&c, &['1']).await;
             step_is_title(&c, "Meeting the decision maker").await;
@@ -198,6 +198,12 @@ fn main() {
         println!(
             "answer key → next step painted: median {med:.1} ms, p95 {p95:.1} ms, max {max:.1} ms over {} presses (target under 16 ms)",
             v.len()
+        );
+        let v = js(&c, "window.__callhelperPerf.command").await;
+        let v: Vec<f64> = serde_json::from_value(v).unwrap();
+        let (med, p95, max) = stats(v.clone());
+        println!(
+            "  of which the command (IPC, core, stored with fsync): median {med:.1} ms, p95 {p95:.1} ms, max {max:.1} ms"
         );
         c.close().await.unwrap();
     });

@@ -240,8 +240,11 @@ impl Desktop {
             .spawn()
             .expect("start tauri-driver");
         self.children.push(child);
+        // Both tauri-driver and the WebKitWebDriver it starts must listen: a session
+        // asked for before the second does is dropped half-way (IncompleteMessage).
         wait_for("tauri-driver", Duration::from_secs(20), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", native_port)).is_ok()
         });
         let mut caps = serde_json::Map::new();
         caps.insert(
@@ -252,15 +255,31 @@ impl Desktop {
             }),
         );
         caps.insert("browserName".into(), "wry".into());
-        let mut builder =
-            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        builder.capabilities(caps);
         let url = format!("http://127.0.0.1:{port}");
-        trace("open a WebDriver session");
-        tokio::time::timeout(Duration::from_secs(60), builder.connect(&url))
-            .await
-            .expect("the WebDriver session opens within a minute")
-            .expect("a WebDriver session")
+        // A connection dropped before the session exists is retried (twice at most);
+        // any other refusal fails at once.
+        for attempt in 1.. {
+            trace("open a WebDriver session");
+            let mut builder =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+            builder.capabilities(caps.clone());
+            let result = tokio::time::timeout(Duration::from_secs(60), builder.connect(&url))
+                .await
+                .expect("the WebDriver session opens within a minute");
+            match result {
+                Ok(c) => return c,
+                Err(
+                    e @ (fantoccini::error::NewSessionError::Failed(_)
+                    | fantoccini::error::NewSessionError::FailedC(_)
+                    | fantoccini::error::NewSessionError::Lost(_)),
+                ) if attempt < 3 => {
+                    trace(&format!("no session yet ({e}); again"));
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("no WebDriver session: {e}"),
+            }
+        }
+        unreachable!("the loop returns or panics")
     }
 
     /// Save a screenshot of the screen (the virtual display is the window's size, 1280×720)

@@ -143,10 +143,54 @@ async fn demo_call_walks_a_script_by_hotkeys_and_lands_in_history_and_database()
         until_text(&c, "[data-testid=contacts]", 10, |t| t.contains("Кузнецов")).await;
         d.shot(&c, "contacts").await;
 
+        // Blocking a person is a manager's act: the password prompt, then the row says so.
+        let baker = "[data-testid=contact-row][data-phone='+442079460000']";
+        find(&c, &format!("{baker} [data-testid=block]"), 5)
+            .await
+            .click()
+            .await
+            .expect("block");
+        find(&c, "[data-testid=guard]", 10).await;
+        type_text(&c, "admin").await;
+        find(&c, "[data-testid=guard-password]", 5)
+            .await
+            .click()
+            .await
+            .expect("password");
+        type_text(&c, "callhelper-demo").await;
+        press(&c, &[k(K::Enter)]).await;
+        until_text(&c, baker, 10, |t| {
+            t.contains("blocked") && t.contains("Unblock")
+        })
+        .await;
+        d.shot(&c, "contact-blocked").await;
+
         finish(c).await;
 
         // The database holds what the screen showed.
+        // The rotating log file is there, and holds no number or name of the call.
+        let log =
+            std::fs::read_to_string(d.data.join("logs/callhelper.log")).expect("the log file");
+        assert!(log.contains("desktop: call 1 placed"), "{log}");
+        for personal in [
+            "74950000000",
+            "495 000",
+            "Смирнова",
+            "Ирина",
+            "Ромашка",
+            "+442079460000",
+        ] {
+            assert!(
+                !log.contains(personal),
+                "the log holds personal data ({personal})"
+            );
+        }
+
         let (store, admin) = open_store(&d.data);
+        assert!(
+            store.is_blocked("+442079460000").expect("blocked?"),
+            "the block is stored"
+        );
         let calls = store.recent_calls(&admin, 10).expect("calls");
         assert_eq!(calls.len(), 1);
         let call = &calls[0];

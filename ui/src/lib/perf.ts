@@ -4,13 +4,21 @@
 
 declare global {
   interface Window {
-    __callhelperPerf?: { keyToPaint: number[] };
+    __callhelperPerf?: { keyToPaint: number[]; command?: number[] };
   }
 }
 
 function samples(): number[] {
   window.__callhelperPerf ??= { keyToPaint: [] };
   return window.__callhelperPerf.keyToPaint;
+}
+
+/** Record how long a script command took (IPC, the core, the store's write), in ms. */
+export function markCommand(ms: number): void {
+  window.__callhelperPerf ??= { keyToPaint: [] };
+  const list = (window.__callhelperPerf.command ??= []);
+  list.push(ms);
+  if (list.length > 1000) list.shift();
 }
 
 /** Record the time from `start` (a `KeyboardEvent.timeStamp`) to the next painted frame. */
