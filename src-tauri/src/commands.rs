@@ -5,8 +5,8 @@
 use callhelper_core::Error;
 use callhelper_core::desktop::{
     AccountInput, AccountView, AgentStatus, AppState, Area, AudioView, CallView, ContactView,
-    DeviceChoice, ErrorView, HistoryEntry, LicenceView, RunAction, RunView, ScriptEntry,
-    SettingsView,
+    CrmConnectInput, DeviceChoice, ErrorView, HistoryEntry, LicenceView, MappedField, MappingView,
+    RunAction, RunView, ScriptEntry, SettingsView,
 };
 use callhelper_core::script::Lang;
 
@@ -182,8 +182,23 @@ commands! {
     /// Activate a licence key (admin area).
     fn activate_licence(d, key: String) -> LicenceView { d.ws().activate_licence(&key) }
 
+    /// Free this computer's seat and go back to demo mode (admin area); with `forget`,
+    /// even when the licence server cannot be reached.
+    fn deactivate_licence(d, forget: bool) -> LicenceView { d.ws().deactivate_licence(forget) }
+
     /// Send what the CRM has not accepted again now (admin area).
     fn crm_retry(d) -> usize { d.ws().crm_retry() }
+
+    /// Connect a CRM, checked with it before it is saved (admin area).
+    fn crm_connect(d, input: CrmConnectInput) -> SettingsView { d.ws().crm_connect(input) }
+
+    /// A script's CRM field mapping (admin area).
+    fn crm_mapping(d, file: String) -> MappingView { d.ws().crm_mapping(&file) }
+
+    /// Save a script's CRM field mapping, checked first (admin area).
+    fn save_crm_mapping(d, file: String, fields: Vec<MappedField>) -> MappingView {
+        d.ws().save_crm_mapping(&file, fields)
+    }
 
     /// Leave demo mode: everyone signs in from now on (admin area).
     fn leave_demo(d) -> AppState { d.ws().leave_demo() }

@@ -198,6 +198,30 @@ export type ContactView = {
   phone: string;
 };
 
+/**
+ * A CRM connection as the settings form sends it (OAuth is set up with `callhelper crm
+ * connect`).
+ */
+export type CrmConnectInput = {
+  /** `amocrm`, `bitrix24` or `webhook`. */
+  kind: string;
+  /**
+   * amoCRM: the long-lived token; Bitrix24: the inbound webhook URL; webhook: the
+   * shared signing secret.
+   */
+  secret: string;
+  /** amoCRM: the account's address; webhook: where to post; Bitrix24: unused. */
+  url: string;
+};
+
+/** A field of the CRM, as the mapping editor offers it. */
+export type CrmFieldView = {
+  /** The CRM's id of the field. */
+  id: string;
+  /** Its name. */
+  name: string;
+};
+
 /** The CRM connection. */
 export type CrmView = {
   /** Given up until "retry now". */
@@ -361,6 +385,30 @@ export type LicenceView = {
   text: Text;
   /** Work may go on (a licence is active or in its grace period). */
   usable: boolean;
+};
+
+/** One script field in the mapping editor. */
+export type MappedField = {
+  /** The CRM field it goes to, if any. */
+  crm_field: string | null;
+  /** The script field's id. */
+  field: string;
+  /** Its label, as the script gives it. */
+  label: string;
+};
+
+/** Which script field goes to which CRM field, for one script. */
+export type MappingView = {
+  /** The CRM's fields to choose from; empty for a webhook, which takes any key. */
+  crm_fields: CrmFieldView[];
+  /** The script's fields, each with its CRM field. */
+  fields: MappedField[];
+  /** The script's file in the scripts folder. */
+  file: string;
+  /** What is wrong with the saved mapping, if anything. */
+  problems: Text[];
+  /** The script's id (mappings are kept by id). */
+  script: string;
 };
 
 /** An objection button. */
@@ -751,8 +799,19 @@ export function makeCommands(invoke: Invoke) {
     setRecordCalls: (on: boolean): Promise<null> => invoke("set_record_calls", { on }) as Promise<null>,
     /** Activate a licence key (admin area). */
     activateLicence: (key: string): Promise<LicenceView> => invoke("activate_licence", { key }) as Promise<LicenceView>,
+    /**
+     * Free this computer's seat and go back to demo mode (admin area); with `forget`,
+     *  even when the licence server cannot be reached.
+     */
+    deactivateLicence: (forget: boolean): Promise<LicenceView> => invoke("deactivate_licence", { forget }) as Promise<LicenceView>,
     /** Send what the CRM has not accepted again now (admin area). */
     crmRetry: (): Promise<number> => invoke("crm_retry") as Promise<number>,
+    /** Connect a CRM, checked with it before it is saved (admin area). */
+    crmConnect: (input: CrmConnectInput): Promise<SettingsView> => invoke("crm_connect", { input }) as Promise<SettingsView>,
+    /** A script's CRM field mapping (admin area). */
+    crmMapping: (file: string): Promise<MappingView> => invoke("crm_mapping", { file }) as Promise<MappingView>,
+    /** Save a script's CRM field mapping, checked first (admin area). */
+    saveCrmMapping: (file: string, fields: MappedField[]): Promise<MappingView> => invoke("save_crm_mapping", { file, fields }) as Promise<MappingView>,
     /** Leave demo mode: everyone signs in from now on (admin area). */
     leaveDemo: (): Promise<AppState> => invoke("leave_demo") as Promise<AppState>,
   };
