@@ -1850,37 +1850,42 @@ impl Workspace {
     /// click-to-call switch to it at once.
     pub fn crm_connect(&self, input: CrmConnectInput) -> Result<SettingsView, Error> {
         let data = &self.shared.data;
-        {
+        let lang = {
             let mut st = self.state();
             st.session_for(Area::Admin)?;
-            let kind = match input.kind.as_str() {
-                "amocrm" => crate::crm::CrmKind::AmoCrm,
-                "bitrix24" => crate::crm::CrmKind::Bitrix24,
-                "webhook" => crate::crm::CrmKind::Webhook,
-                other => {
-                    return Err(Error::new(
-                        "crm.settings",
-                        text!("unknown CRM {other:?}: choose amoCRM, Bitrix24 or a webhook";
-                              "неизвестная CRM {other:?}: выберите amoCRM, Битрикс24 или вебхук"),
-                    ));
-                }
-            };
-            let mut conn = crate::crm::Connection::new(kind, input.url.trim());
-            if let Some(old) = crate::crm::connection(data)?.filter(|o| o.crm == kind) {
-                conn.mappings = old.mappings;
-                conn.dial_port = old.dial_port;
+            st.lang()
+        };
+        let kind = match input.kind.as_str() {
+            "amocrm" => crate::crm::CrmKind::AmoCrm,
+            "bitrix24" => crate::crm::CrmKind::Bitrix24,
+            "webhook" => crate::crm::CrmKind::Webhook,
+            other => {
+                return Err(Error::new(
+                    "crm.settings",
+                    text!("unknown CRM {other:?}: choose amoCRM, Bitrix24 or a webhook";
+                          "неизвестная CRM {other:?}: выберите amoCRM, Битрикс24 или вебхук"),
+                ));
             }
-            conn.lang = match st.lang() {
-                Lang::Ru => "ru",
-                Lang::En => "en",
-            }
-            .to_owned();
-            crate::crm::connect(
-                data,
-                &conn,
-                crate::crm::Secret::new(input.secret.trim()),
-                None,
-            )?;
+        };
+        let mut conn = crate::crm::Connection::new(kind, input.url.trim());
+        if let Some(old) = crate::crm::connection(data)?.filter(|o| o.crm == kind) {
+            conn.mappings = old.mappings;
+            conn.dial_port = old.dial_port;
+        }
+        conn.lang = match lang {
+            Lang::Ru => "ru",
+            Lang::En => "en",
+        }
+        .to_owned();
+        // The CRM is asked without the workspace locked: the rest of the app goes on.
+        crate::crm::connect(
+            data,
+            &conn,
+            crate::crm::Secret::new(input.secret.trim()),
+            None,
+        )?;
+        {
+            let mut st = self.state();
             // Free the click-to-call port before listening again.
             st.dial_endpoint = None;
             if let Some(bg) = &st.background {
