@@ -101,7 +101,7 @@ async fn demo_call_walks_a_script_by_hotkeys_and_lands_in_history_and_database()
         // The history has the call, with the run and its outcome.
         press(&c, &[k(K::Alt), '2']).await;
         let outcome = until_text(&c, "[data-testid=history-outcome]", 10, |t| t != "—").await;
-        assert_eq!(outcome, "refusal");
+        assert_eq!(outcome, "Refusal");
         let row_text = text(&c, "[data-testid=history-row]").await;
         assert!(
             row_text.contains("Ирина Смирнова") && row_text.contains("b2b-cold-call-en v3"),

@@ -1,4 +1,5 @@
 import type { Lang } from "./bindings";
+import { strings, t, type Key } from "./i18n.svelte";
 
 /** `mm:ss` or `h:mm:ss` for a duration in seconds. */
 export function clock(seconds: number): string {
@@ -18,4 +19,10 @@ export function when(ms: number, lang: Lang): string {
     hour: "2-digit",
     minute: "2-digit",
   });
+}
+
+/** An outcome for people: the built-in ones translated, a script's own shown as its id. */
+export function outcomeLabel(id: string): string {
+  const key = "outcome_" + id;
+  return key in strings ? t(key as Key) : id;
 }
