@@ -259,6 +259,19 @@ pub fn person_run(f: &Fixture, ids: &[ContactId], i: usize, at: i64) -> RunId {
     full_run(&f.store, &f.admin, Some(ids[i]), PEOPLE[i].0, "150", at)
 }
 
+/// The text of every part of an XLSX workbook (sheets, shared strings, metadata), read
+/// out of its zip container, for "is it in the export" checks.
+pub fn xlsx_text(path: &Path) -> String {
+    use std::io::Read;
+    let mut book = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut out = String::new();
+    for i in 0..book.len() {
+        book.by_index(i).unwrap().read_to_string(&mut out).unwrap();
+        out.push('\n');
+    }
+    out
+}
+
 /// Every text value in every table, for "can it be found anywhere" checks.
 pub fn all_text(path: &Path) -> String {
     let conn = rusqlite::Connection::open(path).unwrap();

@@ -196,8 +196,13 @@ fn xlsx_is_a_workbook_with_all_rows() {
     assert_eq!((s.rows, s.columns), (3, 14));
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(&bytes[..2], b"PK", "a zip container");
-    let text = String::from_utf8_lossy(&bytes);
-    assert!(text.contains("xl/worksheets/sheet1.xml"));
+    let text = common::xlsx_text(&out);
+    assert!(text.contains("<worksheet"), "a worksheet inside");
+    assert!(text.contains(PEOPLE[0].0), "the contact's name in a cell");
+    assert!(
+        text.contains("<v>150</v>"),
+        "a number field as a number cell"
+    );
     let audit = f.store.audit_log(&f.admin, 10).unwrap();
     let e = audit.iter().find(|e| e.action == "exported").unwrap();
     assert_eq!(
