@@ -393,6 +393,23 @@ fn run_view(on: &OnScreen, lang: Lang) -> RunView {
     }
 }
 
+/// Change the view of a call the workspace knows (an unknown call is left alone) and,
+/// when `change` says so, show the new view.
+fn update_call(
+    st: &mut State,
+    call: callhelper_phone::CallId,
+    out: &mut Vec<DeskEvent>,
+    change: impl FnOnce(&mut CallView) -> bool,
+) {
+    if let Some(c) = st.calls.get_mut(&call.0) {
+        if change(&mut c.view) {
+            out.push(DeskEvent::Call {
+                call: c.view.clone(),
+            });
+        }
+    }
+}
+
 fn phase_of(state: &CallState) -> CallPhase {
     match state {
         CallState::Idle | CallState::Dialing => CallPhase::Dialing,
@@ -980,20 +997,10 @@ impl Workspace {
         )?;
         let contact = st.lookup(&number).map(|c| st.contact_view(&c));
         let view = CallView {
-            id: id.0,
-            incoming: false,
-            number: number.clone(),
             contact,
-            phase: CallPhase::Dialing,
-            ended: None,
-            started_at: now().0,
-            answered_at: None,
-            muted: false,
-            recording: false,
             can_record: record.is_some(),
-            quality: None,
-            warning: None,
             demo,
+            ..CallView::new(id.0, false, number.clone(), CallPhase::Dialing)
         };
         st.calls.insert(
             id.0,
@@ -1271,20 +1278,9 @@ impl Workspace {
                         .ok()
                 });
                 let view = CallView {
-                    id: call.0,
-                    incoming: true,
-                    number,
                     contact: contact.map(|c| st.contact_view(&c)),
-                    phase: CallPhase::Ringing,
-                    ended: None,
-                    started_at: now().0,
-                    answered_at: None,
-                    muted: false,
-                    recording: false,
                     can_record: st.settings.record_calls,
-                    quality: None,
-                    warning: None,
-                    demo: false,
+                    ..CallView::new(call.0, true, number, CallPhase::Ringing)
                 };
                 log::info!("desktop: incoming call {}", call.0);
                 st.calls.insert(
@@ -1300,22 +1296,7 @@ impl Workspace {
             Event::Outgoing { call, to } => {
                 if let std::collections::btree_map::Entry::Vacant(slot) = st.calls.entry(call.0) {
                     let number = user_part(to.as_str()).to_owned();
-                    let view = CallView {
-                        id: call.0,
-                        incoming: false,
-                        number,
-                        contact: None,
-                        phase: CallPhase::Dialing,
-                        ended: None,
-                        started_at: now().0,
-                        answered_at: None,
-                        muted: false,
-                        recording: false,
-                        can_record: false,
-                        quality: None,
-                        warning: None,
-                        demo: false,
-                    };
+                    let view = CallView::new(call.0, false, number, CallPhase::Dialing);
                     slot.insert(CallInfo {
                         view: view.clone(),
                         stored: None,
@@ -1323,69 +1304,45 @@ impl Workspace {
                     out.push(DeskEvent::Call { call: view });
                 }
             }
-            Event::CallState { call, state } => {
-                let Some(c) = st.calls.get_mut(&call.0) else {
-                    return;
-                };
-                c.view.phase = phase_of(&state);
-                if matches!(state, CallState::Connected) && c.view.answered_at.is_none() {
-                    c.view.answered_at = Some(now().0);
+            Event::CallState { call, state } => update_call(st, call, out, |v| {
+                v.phase = phase_of(&state);
+                if matches!(state, CallState::Connected) && v.answered_at.is_none() {
+                    v.answered_at = Some(now().0);
                 }
-                if c.view.phase != CallPhase::Ended {
-                    out.push(DeskEvent::Call {
-                        call: c.view.clone(),
-                    });
-                }
-            }
-            Event::Quality { call, quality } => {
-                let Some(c) = st.calls.get_mut(&call.0) else {
-                    return;
-                };
-                c.view.quality = Some(QualityView {
+                // The end is shown once the call is stored, by `CallEnded`.
+                v.phase != CallPhase::Ended
+            }),
+            Event::Quality { call, quality } => update_call(st, call, out, |v| {
+                v.quality = Some(QualityView {
                     mos: quality.mos,
                     jitter_ms: quality.jitter_ms,
                     loss_percent: quality.loss_percent,
                     rtt_ms: quality.rtt_ms,
                     grade: Grade::of(quality.mos),
                 });
-                out.push(DeskEvent::Call {
-                    call: c.view.clone(),
-                });
-            }
-            Event::Recording { call, active, .. } => {
-                let Some(c) = st.calls.get_mut(&call.0) else {
-                    return;
-                };
-                c.view.recording = active;
-                out.push(DeskEvent::Call {
-                    call: c.view.clone(),
-                });
-            }
-            Event::Transfer { call, progress } => {
+                true
+            }),
+            Event::Recording { call, active, .. } => update_call(st, call, out, |v| {
+                v.recording = active;
+                true
+            }),
+            Event::Transfer { call, progress } => update_call(st, call, out, |v| {
                 use callhelper_phone::TransferProgress as P;
-                let Some(c) = st.calls.get_mut(&call.0) else {
-                    return;
-                };
-                c.view.warning = match progress {
-                    P::Failed => Some(Text::new(
+                v.warning = Some(match progress {
+                    P::Failed => Text::new(
                         "The transfer did not happen; the call carries on.",
                         "Перевод не удался; звонок продолжается.",
-                    )),
-                    P::Succeeded => Some(Text::new("Transferred.", "Переведён.")),
-                    _ => Some(Text::new("Transferring…", "Перевод…")),
-                };
-                out.push(DeskEvent::Call {
-                    call: c.view.clone(),
+                    ),
+                    P::Succeeded => Text::new("Transferred.", "Переведён."),
+                    _ => Text::new("Transferring…", "Перевод…"),
                 });
-            }
+                true
+            }),
             ref ev @ Event::Media { call, .. } => {
                 let text = crate::phone::explain(ev);
-                let Some(c) = st.calls.get_mut(&call.0) else {
-                    return;
-                };
-                c.view.warning = text;
-                out.push(DeskEvent::Call {
-                    call: c.view.clone(),
+                update_call(st, call, out, |v| {
+                    v.warning = text;
+                    true
                 });
             }
             Event::CallEnded { call, summary } => {

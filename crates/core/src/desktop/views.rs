@@ -323,6 +323,28 @@ pub struct CallView {
     pub demo: bool,
 }
 
+impl CallView {
+    /// A call that has just begun: nothing answered, muted, recorded or measured yet.
+    pub fn new(id: u64, incoming: bool, number: String, phase: CallPhase) -> Self {
+        Self {
+            id,
+            incoming,
+            number,
+            contact: None,
+            phase,
+            ended: None,
+            started_at: callhelper_store::time::now().0,
+            answered_at: None,
+            muted: false,
+            recording: false,
+            can_record: false,
+            quality: None,
+            warning: None,
+            demo: false,
+        }
+    }
+}
+
 /// One script in the scripts folder.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ScriptEntry {
