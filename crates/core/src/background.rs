@@ -1,5 +1,5 @@
-//! Work the app does by itself while it runs: delivering queued CRM work and renewing the
-//! licence lease.
+//! Work the app does by itself while it runs: delivering queued CRM work, renewing the
+//! licence lease and destroying what outlived the retention period.
 //!
 //! [`Background::start`] registers the CRM planner on the store (so every finished run
 //! queues its CRM work in the transaction that stores it), then runs one thread that
@@ -7,7 +7,10 @@
 //!   [`Intervals::crm`], and at once when [`Background::nudge`] is called (a run
 //!   finished, or the user pressed "retry now");
 //! - asks the licence server ([`crate::licence::check`]) at start and every
-//!   [`Intervals::licence`], so leases renew quietly and a revoked licence stops.
+//!   [`Intervals::licence`], so leases renew quietly and a revoked licence stops;
+//! - applies the retention period ([`Store::apply_retention`], §2.1.4) every
+//!   [`Intervals::retention`] (the store already applied it when it was opened), so data
+//!   goes on time even when the app stays open for weeks.
 //!
 //! A CRM connected or changed while the app runs is picked up at the next round. What
 //! happened is reported through a callback, in words for the user; nothing personal is
@@ -33,6 +36,8 @@ pub struct Intervals {
     pub crm: Duration,
     /// Between two licence checks.
     pub licence: Duration,
+    /// Between two applications of the retention period.
+    pub retention: Duration,
 }
 
 impl Default for Intervals {
@@ -40,6 +45,7 @@ impl Default for Intervals {
         Intervals {
             crm: Duration::from_secs(30),
             licence: Duration::from_secs(3600),
+            retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -76,6 +82,20 @@ pub enum Report {
         demo: bool,
         /// Why the licence server could not be asked, when it could not.
         problem: Option<Text>,
+    },
+    /// The retention period ran out for some data, which was destroyed (counts only).
+    Retention {
+        /// Contacts destroyed.
+        contacts: u64,
+        /// Runs destroyed.
+        runs: u64,
+        /// Calls destroyed.
+        calls: u64,
+    },
+    /// The retention period could not be applied; the next round tries again.
+    RetentionProblem {
+        /// What went wrong.
+        message: Text,
     },
 }
 
@@ -175,16 +195,18 @@ fn work(
 ) {
     let start = Instant::now();
     let (mut next_crm, mut next_licence) = (start, start);
+    let mut next_retention = start + intervals.retention;
     loop {
         let nudged = {
             let (lock, cv) = signal;
             let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 let now = Instant::now();
-                if s.stop || s.nudged || now >= next_crm.min(next_licence) {
+                let due = next_crm.min(next_licence).min(next_retention);
+                if s.stop || s.nudged || now >= due {
                     break;
                 }
-                let wait = next_crm.min(next_licence) - now;
+                let wait = due - now;
                 s = cv
                     .wait_timeout(s, wait)
                     .unwrap_or_else(|e| e.into_inner())
@@ -203,6 +225,26 @@ fn work(
         if now >= next_licence {
             licence_round(data, report);
             next_licence = Instant::now() + intervals.licence;
+        }
+        if now >= next_retention {
+            retention_round(store, report);
+            next_retention = Instant::now() + intervals.retention;
+        }
+    }
+}
+
+fn retention_round(store: &Store, report: &dyn Fn(Report)) {
+    match store.apply_retention(store.now()) {
+        Ok(d) if d.contacts + d.runs + d.calls > 0 => report(Report::Retention {
+            contacts: d.contacts,
+            runs: d.runs,
+            calls: d.calls,
+        }),
+        Ok(_) => {}
+        Err(e) => {
+            let e = Error::from(e);
+            log::warn!("background: retention not applied: {}", e.code);
+            report(Report::RetentionProblem { message: e.message });
         }
     }
 }
@@ -282,6 +324,7 @@ mod tests {
         let intervals = Intervals {
             crm: Duration::from_secs(3600),
             licence: Duration::from_secs(3600),
+            retention: Duration::from_secs(3600),
         };
 
         // No CRM yet: a run finished now queues nothing.
@@ -344,5 +387,61 @@ mod tests {
         let t = Instant::now();
         drop(bg);
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_retention_period_is_applied_while_the_app_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::at(tmp.path());
+        let key = Unlock::Key(DbKey::from_hex(&"ce".repeat(32)).unwrap());
+        let store = Arc::new(Store::open(&tmp.path().join("callhelper.db"), &key).unwrap());
+        let s = store.create_first_admin("admin", "admin-password").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let on: OnReport = Arc::new(move |r| {
+            let _ = tx.lock().unwrap().send(r);
+        });
+        let intervals = Intervals {
+            crm: Duration::from_secs(3600),
+            licence: Duration::from_secs(3600),
+            retention: Duration::from_millis(300),
+        };
+        // A run from February and one from today; no period set yet: nothing goes.
+        let a = person(&store, &s, "+79161112233");
+        let old = run_for(&store, &s, a, 1_770_000_000_000);
+        let new = run_for(&store, &s, a, store.now().0);
+        let bg = Background::start(dir, store.clone(), intervals, on);
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(
+            !rx.try_iter().any(|r| matches!(r, Report::Retention { .. })),
+            "no period, nothing destroyed"
+        );
+        assert_eq!(store.destructions(&s).unwrap().len(), 0);
+
+        // A 30-day period set while the app runs: the next round destroys the old run and
+        // keeps today's (and the person, who has a run left).
+        store.set_setting(&s, "retention_days", "30").unwrap();
+        let done = next(&rx, |r| matches!(r, Report::Retention { .. }));
+        assert_eq!(
+            done,
+            Report::Retention {
+                contacts: 0,
+                runs: 1,
+                calls: 0
+            }
+        );
+        let id = |n: i64| callhelper_store::runs::RunId(n);
+        assert!(store.run(&s, id(old)).is_err(), "the old run is gone");
+        assert!(store.run(&s, id(new)).is_ok(), "today's run stays");
+        assert!(
+            store
+                .contact_by_phone(&s, "+79161112233")
+                .unwrap()
+                .is_some()
+        );
+        let records = store.destructions(&s).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].reason, "retention");
+        drop(bg);
     }
 }

@@ -509,6 +509,15 @@ impl Workspace {
                 Report::Licence {
                     problem: Some(p), ..
                 } => p,
+                Report::RetentionProblem { message } => message,
+                Report::Retention {
+                    contacts,
+                    runs,
+                    calls,
+                } => text!(
+                    "The retention period ran out: destroyed {runs} run(s), {calls} call(s) and {contacts} contact(s)";
+                    "Срок хранения истёк: уничтожено сценариев: {runs}, звонков: {calls}, контактов: {contacts}"
+                ),
                 _ => return,
             };
             emit(DeskEvent::Notice { text });
