@@ -347,6 +347,27 @@ mod tests {
     }
 
     #[test]
+    fn a_real_plain_sqlite_answers_what_is_refused() {
+        // Ask a real SQLite built without SQLCipher (the one in Python's standard
+        // library) what it answers, and give that answer to the check.
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3\n\
+                 rows = sqlite3.connect(':memory:').execute('PRAGMA cipher_version').fetchall()\n\
+                 print(rows[0][0] if rows else '')",
+            ])
+            .output()
+            .expect("python3 runs (it is on every machine this project builds on)");
+        assert!(out.status.success(), "{out:?}");
+        let answer = String::from_utf8(out.stdout).unwrap();
+        let answer = answer.trim_end_matches('\n');
+        assert_eq!(answer, "", "a plain SQLite names no cipher");
+        let e = require_encrypting(Some(answer).filter(|a| !a.is_empty())).unwrap_err();
+        assert!(matches!(e, StoreError::NotEncrypting));
+    }
+
+    #[test]
     fn this_build_encrypts() {
         let conn = Connection::open_in_memory().unwrap();
         let v: Option<String> = conn
