@@ -80,6 +80,11 @@ const GROUPS: &[Group] = &[
             "tcpdump",
         ],
     },
+    Group {
+        why: "phone and desktop tests: the microphone/speaker test on a private PulseAudio server",
+        purpose: Purpose::Test,
+        packages: &["pulseaudio"],
+    },
 ];
 
 fn installed(package: &str) -> bool {

@@ -72,6 +72,9 @@ pub enum PhoneError {
         /// The call's state name.
         state: &'static str,
     },
+    /// No sound device with this id is present.
+    #[error("there is no sound device {0:?}")]
+    NoSuchDevice(String),
     /// liblinphone refused the request.
     #[error("the SIP engine refused to {0}")]
     Refused(&'static str),

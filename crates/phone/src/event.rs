@@ -8,9 +8,11 @@ use serde::Serialize;
 use crate::account::RegistrationState;
 use crate::call::{CallId, CallState, Direction, EndReason};
 use crate::devices::DeviceSwitch;
+use crate::level::Level;
 use crate::network::NetworkChange;
 use crate::quality::{Codec, MediaAlarm, Quality, QualitySummary};
 use crate::redact::Address;
+use crate::soundcheck::{SoundCheckEnd, SoundCheckKind};
 
 /// One thing that happened in the phone. Serialises as one flat JSON object with an
 /// `event` tag (`{"event":"call_state","call":1,"state":"connected"}`).
@@ -106,6 +108,25 @@ pub enum Event {
     Network {
         /// What changed.
         change: NetworkChange,
+    },
+    /// A microphone or speaker test started or stopped ([`crate::Command::StartSoundCheck`]).
+    SoundCheck {
+        /// Which test.
+        kind: SoundCheckKind,
+        /// The device tested (`None`: the system's default).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        /// Running now.
+        running: bool,
+        /// Why it stopped, once it has.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        end: Option<SoundCheckEnd>,
+    },
+    /// The microphone test's level, about ten times a second.
+    SoundLevel {
+        /// The level of what was captured since the last one.
+        #[serde(flatten)]
+        level: Level,
     },
     /// Something the user should know that is not tied to a call.
     Warning {

@@ -6,7 +6,8 @@
 //!
 //! The pure parts — the call state model ([`call`]), quality figures and the no-audio
 //! watch ([`quality`]), device fallback ([`devices`]), DTMF pacing ([`dtmf`]), network
-//! change detection ([`network`]) and the tick policy ([`cadence`]) — do no IO and read no
+//! change detection ([`network`]), sound levels ([`level`]) and the tick policy
+//! ([`cadence`]) — do no IO and read no
 //! clock; the engine thread ([`Phone`]) feeds them what liblinphone reports. [`wav`] puts
 //! the headers of finished call recordings right.
 //!
@@ -22,9 +23,11 @@ pub mod dtmf;
 mod engine;
 pub mod error;
 pub mod event;
+pub mod level;
 pub mod network;
 pub mod quality;
 pub mod redact;
+pub mod soundcheck;
 pub mod wav;
 
 pub use account::{Account, RegistrationFailure, RegistrationState, Transport};
@@ -37,4 +40,6 @@ pub use engine::{
 };
 pub use error::{PhoneError, StartError};
 pub use event::{CallSummary, Event, TransferProgress, Warning};
+pub use level::Level;
 pub use redact::{Address, Secret};
+pub use soundcheck::{SoundCheck, SoundCheckEnd, SoundCheckKind};

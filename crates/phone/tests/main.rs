@@ -9,4 +9,5 @@ mod demo;
 mod ours;
 mod registrar;
 mod sipp_peer;
+mod soundcheck;
 mod transfer;

@@ -15,6 +15,7 @@ use linphone_sys as sys;
 use super::callbacks::{self, CallSnapshot, Raw, Sink};
 use super::classify;
 use super::ffi::{self, OwnedAddress, b, cdir, cpath, cstr};
+use super::soundcheck::{Active as SoundCheckRun, Progress as SoundCheckProgress};
 use super::{
     AnswerOptions, AudioIo, CallOptions, Command, Decline, PhoneConfig, Port, Ports, Reply, Request,
 };
@@ -32,6 +33,7 @@ use crate::quality::{
     Codec, Expect, MediaCounters, MediaWatch, Quality, QualityTrack, estimate_mos,
 };
 use crate::redact::Address;
+use crate::soundcheck::{SoundCheck, SoundCheckEnd, SoundCheckKind};
 
 /// liblinphone's factory is one per process and its folder settings are read while a
 /// core is created and started: phones start one at a time.
@@ -116,6 +118,10 @@ struct Engine {
     quality_every: Duration,
     register_timeout: Duration,
     fixed_tick: Option<Duration>,
+    /// The phone's folder (scratch files of the sound check).
+    folder: PathBuf,
+    /// The microphone or speaker test under way.
+    sound_check: Option<SoundCheckRun>,
 }
 
 fn port_value(p: Port) -> i32 {
@@ -233,6 +239,8 @@ impl Engine {
             quality_every: cfg.quality_every,
             register_timeout: cfg.register_timeout,
             fixed_tick: cfg.fixed_tick,
+            folder: folder.clone(),
+            sound_check: None,
         };
         engine.configure(cfg)?;
         for account in &cfg.accounts {
@@ -377,6 +385,14 @@ impl Engine {
     // ----- the crank -------------------------------------------------------------------
 
     fn next_tick(&self, now: Instant) -> Duration {
+        let tick = self.call_tick(now);
+        match &self.sound_check {
+            Some(c) => tick.min(c.next_look().saturating_duration_since(now)),
+            None => tick,
+        }
+    }
+
+    fn call_tick(&self, now: Instant) -> Duration {
         if let Some(t) = self.fixed_tick {
             return t;
         }
@@ -403,6 +419,7 @@ impl Engine {
         self.send_due_dtmf(now);
         self.sample_calls(now);
         self.check_registrations(now);
+        self.look_at_sound_check(now);
         if now >= self.next_network_check {
             self.next_network_check = now + NETWORK_EVERY;
             if let Some(change) = self
@@ -507,6 +524,10 @@ impl Engine {
             Direction::Outgoing
         };
         let is_new = !self.calls.contains_key(&snap.id);
+        if is_new {
+            // A call needs the sound devices: the test gives way.
+            self.stop_sound_check(SoundCheckEnd::Stopped);
+        }
         let entry = self.entry(snap.id, snap.ptr, dir, snap.remote.as_deref(), now);
         if let Some(c) = &snap.codec {
             entry.codec = Some(Codec::from_mime(c));
@@ -888,6 +909,75 @@ impl Engine {
                 self.network_changed(NetworkChange::Requested);
                 Ok(Reply::Done)
             }
+            Command::StartSoundCheck(check) => self.start_sound_check(check, now),
+            Command::StopSoundCheck => {
+                self.stop_sound_check(SoundCheckEnd::Stopped);
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    // ----- the microphone and speaker test ---------------------------------------------
+
+    fn start_sound_check(&mut self, check: SoundCheck, now: Instant) -> Result<Reply, PhoneError> {
+        self.stop_sound_check(SoundCheckEnd::Stopped);
+        if !self.calls.is_empty() {
+            return Err(PhoneError::WrongState {
+                what: "testing the sound devices",
+                state: "in a call",
+            });
+        }
+        let role = match check.kind {
+            SoundCheckKind::Microphone => DeviceRole::Capture,
+            SoundCheckKind::Speaker => DeviceRole::Playback,
+        };
+        // The device asked for, else the one in use for the role, else the core's.
+        let device = check.device.clone().or_else(|| {
+            self.devices
+                .as_ref()
+                .and_then(|s| s.current(role).map(str::to_owned))
+                .or_else(|| {
+                    // SAFETY: our core; the returned string is borrowed for the copy.
+                    unsafe {
+                        ffi::string(match role {
+                            DeviceRole::Capture => sys::linphone_core_get_capture_device(self.core),
+                            _ => sys::linphone_core_get_playback_device(self.core),
+                        })
+                    }
+                })
+        });
+        // SAFETY: our core, started, on its thread.
+        let run = unsafe { SoundCheckRun::start(self.core, &self.folder, &check, device, now)? };
+        self.emit(Event::SoundCheck {
+            kind: run.kind,
+            device: run.device.clone(),
+            running: true,
+            end: None,
+        });
+        self.sound_check = Some(run);
+        Ok(Reply::Done)
+    }
+
+    fn stop_sound_check(&mut self, why: SoundCheckEnd) {
+        if let Some(mut run) = self.sound_check.take() {
+            run.stop();
+            self.emit(Event::SoundCheck {
+                kind: run.kind,
+                device: run.device.clone(),
+                running: false,
+                end: Some(why),
+            });
+        }
+    }
+
+    fn look_at_sound_check(&mut self, now: Instant) {
+        let Some(run) = &mut self.sound_check else {
+            return;
+        };
+        match run.look(now) {
+            SoundCheckProgress::Running(Some(level)) => self.emit(Event::SoundLevel { level }),
+            SoundCheckProgress::Running(None) => {}
+            SoundCheckProgress::Ended(why) => self.stop_sound_check(why),
         }
     }
 
@@ -987,6 +1077,7 @@ impl Engine {
         options: CallOptions,
         now: Instant,
     ) -> Result<CallId, PhoneError> {
+        self.stop_sound_check(SoundCheckEnd::Stopped);
         if let Some(name) = &options.account {
             let i = self.account_index(name)?;
             // SAFETY: a live account of our core.
@@ -1288,6 +1379,7 @@ impl Engine {
     // ----- the end ---------------------------------------------------------------------
 
     fn shutdown(mut self) {
+        self.stop_sound_check(SoundCheckEnd::Stopped);
         // SAFETY: our core.
         unsafe { sys::linphone_core_terminate_all_calls(self.core) };
         let deadline = Instant::now() + Duration::from_millis(500);
@@ -1337,6 +1429,8 @@ unsafe extern "C" fn unref_device(p: *mut c_void) {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        // The test's recorder or player goes before the core it belongs to.
+        drop(self.sound_check.take());
         // SAFETY: our core and the references we hold; the sink is still alive here
         // because fields drop after this body.
         unsafe {

@@ -7,6 +7,7 @@ mod classify;
 mod driver;
 mod ffi;
 mod logging;
+mod soundcheck;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use crate::dtmf::DtmfMethod;
 use crate::error::{PhoneError, StartError};
 use crate::event::Event;
 use crate::redact::Address;
+use crate::soundcheck::SoundCheck;
 
 /// A SIP listening port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -265,6 +267,11 @@ pub enum Command {
     SetDevicePreferences(DevicePreferences),
     /// The network changed: refresh transports and registrations.
     NetworkChanged,
+    /// Start a microphone or speaker test (stopping one under way); see
+    /// [`crate::soundcheck`]. [`Event::SoundCheck`] tells when it runs and stops.
+    StartSoundCheck(SoundCheck),
+    /// Stop the test under way, if any.
+    StopSoundCheck,
 }
 
 /// A command's answer.
@@ -469,6 +476,16 @@ impl Phone {
     /// See [`Command::NetworkChanged`].
     pub fn network_changed(&self) -> Result<(), PhoneError> {
         self.done(Command::NetworkChanged)
+    }
+
+    /// See [`Command::StartSoundCheck`].
+    pub fn start_sound_check(&self, check: SoundCheck) -> Result<(), PhoneError> {
+        self.done(Command::StartSoundCheck(check))
+    }
+
+    /// See [`Command::StopSoundCheck`].
+    pub fn stop_sound_check(&self) -> Result<(), PhoneError> {
+        self.done(Command::StopSoundCheck)
     }
 
     /// Hang up every call, unregister, and stop the engine (also done on drop).
