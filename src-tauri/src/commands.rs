@@ -6,7 +6,7 @@ use callhelper_core::Error;
 use callhelper_core::desktop::{
     AccountInput, AccountView, AgentStatus, AppState, Area, AudioView, CallView, ContactView,
     CrmConnectInput, DeviceChoice, ErrorView, HistoryEntry, LicenceView, MappedField, MappingView,
-    RunAction, RunView, ScriptEntry, SettingsView,
+    RunAction, RunView, ScriptEntry, SettingsView, SoundTest,
 };
 use callhelper_core::script::Lang;
 
@@ -172,6 +172,15 @@ commands! {
 
     /// Choose audio devices, ranked.
     fn set_devices(d, choice: DeviceChoice) -> () { d.ws().set_devices(choice) }
+
+    /// Start the microphone test (live level events) or the speaker test (a tone) on a
+    /// device, or on the one in use when none is given.
+    fn start_sound_test(d, test: SoundTest, device: Option<String>) -> () {
+        d.ws().start_sound_test(test, device)
+    }
+
+    /// Stop the sound test under way.
+    fn stop_sound_test(d) -> () { d.ws().stop_sound_test() }
 
     /// Set the retention period in days (admin area; none keeps records).
     fn set_retention(d, days: Option<u32>) -> () { d.ws().set_retention(days) }

@@ -45,6 +45,11 @@ use line::{Line, command_error, user_part};
 /// Where events for the interface go.
 pub type Emit = Arc<dyn Fn(DeskEvent) + Send + Sync>;
 
+/// How long the microphone test runs unless stopped.
+pub const SOUND_TEST_LASTS: Duration = Duration::from_secs(15);
+/// How long the speaker test's tone plays.
+pub const SPEAKER_TEST_LASTS: Duration = Duration::from_secs(3);
+
 /// How long a password given for a guarded area stays good without use.
 pub const ELEVATION_LASTS: Duration = Duration::from_secs(10 * 60);
 
@@ -1426,6 +1431,33 @@ impl Workspace {
                 log::info!("desktop: call {} ended", call.0);
                 out.push(DeskEvent::Call { call: c.view });
             }
+            Event::SoundCheck {
+                kind,
+                device,
+                running,
+                end,
+            } => out.push(DeskEvent::SoundTest {
+                test: match kind {
+                    callhelper_phone::SoundCheckKind::Microphone => SoundTest::Microphone,
+                    _ => SoundTest::Speaker,
+                },
+                running,
+                device,
+                ended: end.map(|e| match e {
+                    callhelper_phone::SoundCheckEnd::Stopped => Text::new("Stopped", "Остановлено"),
+                    callhelper_phone::SoundCheckEnd::TimeLimit => {
+                        Text::new("Finished", "Завершено")
+                    }
+                    _ => Text::new(
+                        "The device stopped delivering sound",
+                        "Устройство перестало передавать звук",
+                    ),
+                }),
+            }),
+            Event::SoundLevel { level } => out.push(DeskEvent::SoundLevel {
+                rms_dbfs: level.rms_dbfs,
+                peak_dbfs: level.peak_dbfs,
+            }),
             ref ev @ (Event::Warning { .. } | Event::Device(_) | Event::Network { .. }) => {
                 if let Some(text) = crate::phone::explain(ev) {
                     out.push(DeskEvent::Notice { text });
@@ -1768,6 +1800,50 @@ impl Workspace {
                 .map_err(command_error)?;
         }
         Ok(())
+    }
+
+    /// Start the microphone test (its level arrives as [`DeskEvent::SoundLevel`]) or the
+    /// speaker test (a tone) on `device`, or on the device in use when `None`; either
+    /// stops by itself after [`SOUND_TEST_LASTS`] or with [`Workspace::stop_sound_test`].
+    /// Refused during a call. Any signed-in user.
+    pub fn start_sound_test(&self, test: SoundTest, device: Option<String>) -> Result<(), Error> {
+        let st = self.state();
+        st.ready()?;
+        if !st.calls.is_empty() {
+            return Err(Error::new(
+                "desk.sound_test_in_call",
+                Text::new(
+                    "The sound test is not available during a call.",
+                    "Проверка звука недоступна во время звонка.",
+                ),
+            ));
+        }
+        let check = callhelper_phone::SoundCheck {
+            kind: match test {
+                SoundTest::Microphone => callhelper_phone::SoundCheckKind::Microphone,
+                SoundTest::Speaker => callhelper_phone::SoundCheckKind::Speaker,
+            },
+            device: device.filter(|d| !d.trim().is_empty()),
+            limit: match test {
+                SoundTest::Microphone => SOUND_TEST_LASTS,
+                SoundTest::Speaker => SPEAKER_TEST_LASTS,
+            },
+        };
+        st.line()?
+            .run(move |e| e.phone.start_sound_check(check))?
+            .map_err(command_error)
+    }
+
+    /// Stop the sound test under way, if any. Any signed-in user.
+    pub fn stop_sound_test(&self) -> Result<(), Error> {
+        let st = self.state();
+        st.ready()?;
+        match st.line() {
+            Ok(line) => line
+                .run(|e| e.phone.stop_sound_check())?
+                .map_err(command_error),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Set the retention period in days (`None` or 0: keep). Administrators.

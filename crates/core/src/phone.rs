@@ -542,6 +542,7 @@ pub(crate) fn command_error(e: PhoneError) -> Error {
         PhoneError::InvalidAccount { .. } => "phone.invalid_account",
         PhoneError::InvalidAddress => "phone.invalid_address",
         PhoneError::InvalidDigit(_) => "phone.invalid_dtmf",
+        PhoneError::NoSuchDevice(_) => "phone.no_such_device",
         _ => "phone.command_failed",
     };
     let ru = match &e {
@@ -550,6 +551,7 @@ pub(crate) fn command_error(e: PhoneError) -> Error {
             format!("{:?} — не клавиша DTMF (допустимы 0-9, *, #, A-D)", d.0)
         }
         PhoneError::InvalidAccount { name, what } => format!("учётная запись {name:?}: {what}"),
+        PhoneError::NoSuchDevice(id) => format!("нет звукового устройства {id:?}"),
         other => format!("телефон не выполнил команду: {other}"),
     };
     Error::new(code, Text::new(e.to_string(), ru))

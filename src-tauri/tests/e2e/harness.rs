@@ -118,6 +118,8 @@ pub struct Desktop {
     children: Vec<Child>,
     pub out: PathBuf,
     shots: u32,
+    /// More environment for the app (a test's sound server...), set before the session.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Desktop {
@@ -134,6 +136,7 @@ impl Desktop {
             children: Vec::new(),
             out: output_dir(test),
             shots: 0,
+            extra_env: Vec::new(),
             home,
         };
         // Xvfb tells the display it took on the descriptor given (1, its stdout).
@@ -180,7 +183,7 @@ impl Desktop {
     /// The environment of the app (and of the drivers that start it).
     pub fn env(&self) -> Vec<(String, String)> {
         let home = self.home.path().display().to_string();
-        vec![
+        let mut env = vec![
             ("DISPLAY".into(), self.display.clone()),
             ("DBUS_SESSION_BUS_ADDRESS".into(), self.bus.clone()),
             ("HOME".into(), home.clone()),
@@ -199,7 +202,9 @@ impl Desktop {
             ("LC_ALL".into(), "".into()),
             ("GDK_BACKEND".into(), "x11".into()),
             ("NO_AT_BRIDGE".into(), "1".into()),
-        ]
+        ];
+        env.extend(self.extra_env.iter().cloned());
+        env
     }
 
     /// Start the app straight (no WebDriver): for the cold-start and memory figures.

@@ -8,6 +8,7 @@
 //! The tests run one at a time (each starts a whole desktop session); see `SERIAL`.
 
 mod harness;
+mod settings;
 
 use std::time::Duration;
 

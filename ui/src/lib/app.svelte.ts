@@ -10,6 +10,7 @@ import type {
   DeskEvent,
   ErrorView,
   RunView,
+  SoundTest,
   Text,
 } from "./bindings";
 import { i18n } from "./i18n.svelte";
@@ -34,6 +35,10 @@ export const app = $state({
   registrations: {} as Record<string, AccountView>,
   /** Bumped when the history may have changed (a call or a run ended). */
   historyVersion: 0,
+  /** The settings' sound test: which one runs (none when stopped) and why it last ended. */
+  soundTest: { running: null as SoundTest | null, ended: null as Text | null },
+  /** The microphone's level in dBFS during the microphone test (−96: silence). */
+  micLevel: { rms: -96, peak: -96 },
 });
 
 let commands: Commands | null = null;
@@ -118,6 +123,13 @@ export function onEvent(e: DeskEvent): void {
       break;
     case "notice":
       app.notices = [...app.notices, e.text];
+      break;
+    case "sound_test":
+      app.soundTest = { running: e.running ? e.test : null, ended: e.ended ?? null };
+      if (!e.running) app.micLevel = { rms: -96, peak: -96 };
+      break;
+    case "sound_level":
+      app.micLevel = { rms: e.rms_dbfs, peak: e.peak_dbfs };
       break;
   }
 }

@@ -274,6 +274,22 @@ export type DeskEvent = {
   /** What. */
   text: Text;
   type: "notice";
+} | ({
+  /** The device tested (the system's default when none). */
+  device: string | null;
+  /** Why it stopped, once it has. */
+  ended: Text | null;
+  /** Running now. */
+  running: boolean;
+  /** Which test. */
+  test: SoundTest;
+  type: "sound_test";
+}) | {
+  /** The loudest sample in dBFS. */
+  peak_dbfs: number;
+  /** Root-mean-square level in dBFS (−96 is silence, 0 full scale). */
+  rms_dbfs: number;
+  type: "sound_level";
 };
 
 /** Ranked device choices: the first present one is used. */
@@ -657,6 +673,9 @@ export type SettingsView = {
   retention_days: number | null;
 };
 
+/** The settings' sound test. */
+export type SoundTest = "microphone" | "speaker";
+
 /** The current step as the interface shows it. */
 export type StepView = {
   /** Answers with their hotkeys. */
@@ -793,6 +812,13 @@ export function makeCommands(invoke: Invoke) {
     audio: (): Promise<AudioView> => invoke("audio") as Promise<AudioView>,
     /** Choose audio devices, ranked. */
     setDevices: (choice: DeviceChoice): Promise<null> => invoke("set_devices", { choice }) as Promise<null>,
+    /**
+     * Start the microphone test (live level events) or the speaker test (a tone) on a
+     *  device, or on the one in use when none is given.
+     */
+    startSoundTest: (test: SoundTest, device: string | null): Promise<null> => invoke("start_sound_test", { test, device }) as Promise<null>,
+    /** Stop the sound test under way. */
+    stopSoundTest: (): Promise<null> => invoke("stop_sound_test") as Promise<null>,
     /** Set the retention period in days (admin area; none keeps records). */
     setRetention: (days: number | null): Promise<null> => invoke("set_retention", { days }) as Promise<null>,
     /** Record calls from the answer, or not (admin area). */

@@ -586,6 +586,16 @@ pub struct AudioView {
     pub choice: DeviceChoice,
 }
 
+/// The settings' sound test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SoundTest {
+    /// The microphone: its level is shown live.
+    Microphone,
+    /// The speaker: a test tone plays.
+    Speaker,
+}
+
 /// The CRM connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct CrmView {
@@ -701,5 +711,23 @@ pub enum DeskEvent {
     Notice {
         /// What.
         text: Text,
+    },
+    /// The sound test started or stopped.
+    SoundTest {
+        /// Which test.
+        test: SoundTest,
+        /// Running now.
+        running: bool,
+        /// The device tested (the system's default when none).
+        device: Option<String>,
+        /// Why it stopped, once it has.
+        ended: Option<Text>,
+    },
+    /// The microphone's level during the microphone test, about ten times a second.
+    SoundLevel {
+        /// Root-mean-square level in dBFS (−96 is silence, 0 full scale).
+        rms_dbfs: f32,
+        /// The loudest sample in dBFS.
+        peak_dbfs: f32,
     },
 }
