@@ -2272,6 +2272,17 @@ mod tests {
     }
 
     #[test]
+    fn the_sound_test_names_a_device_that_is_not_there_and_stops_quietly() {
+        let (_dir, ws, _) = workspace();
+        let e = ws
+            .start_sound_test(SoundTest::Microphone, Some("no such microphone".into()))
+            .unwrap_err();
+        assert_eq!(e.code, "phone.no_such_device", "{:?}", e.message);
+        assert!(e.message.ru.contains("no such microphone"));
+        ws.stop_sound_test().unwrap();
+    }
+
+    #[test]
     fn first_start_is_a_ready_demo_with_scripts_contacts_and_guarded_areas() {
         let (_dir, ws, _) = workspace();
         let st = ws.app_state();
