@@ -214,13 +214,14 @@ async fn a_crm_is_connected_and_a_saved_field_mapping_carries_a_run_to_it() {
 }
 
 /// A private PulseAudio server: its microphone is a FIFO fed in real time with a 440 Hz
-/// tone at half scale while `tone` is set, digital silence otherwise; its speaker a null
-/// sink. Stops (the whole process group) on drop.
+/// tone at half scale while `tone` is set, digital silence otherwise; its speaker a FIFO
+/// read into `played` (16 kHz mono). Stops (the whole process group) on drop.
 struct SoundServer {
     daemon: Child,
     socket: PathBuf,
     tone: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    played: Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl SoundServer {
@@ -228,6 +229,7 @@ impl SoundServer {
         const RATE: u32 = 16_000;
         let socket = dir.join("native");
         let mic = dir.join("mic.fifo");
+        let speaker = dir.join("speaker.fifo");
         let log = std::fs::File::create(dir.join("pulseaudio.log")).expect("log file");
         use std::os::unix::process::CommandExt;
         let daemon = Command::new("pulseaudio")
@@ -246,7 +248,10 @@ impl SoundServer {
                 "--load=module-pipe-source source_name=e2emic file={} format=s16le rate={RATE} channels=1",
                 mic.display()
             ))
-            .arg("--load=module-null-sink sink_name=e2espeaker")
+            .arg(format!(
+                "--load=module-pipe-sink sink_name=e2espeaker file={} format=s16le rate={RATE} channels=1 use_system_clock_for_timing=yes",
+                speaker.display()
+            ))
             .env("HOME", dir)
             .env("PULSE_RUNTIME_PATH", dir)
             .env("XDG_RUNTIME_DIR", dir)
@@ -258,7 +263,7 @@ impl SoundServer {
             .spawn()
             .expect("pulseaudio is installed (apt-get install pulseaudio, or cargo xtask test)");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !(socket.exists() && mic.exists()) {
+        while !(socket.exists() && mic.exists() && speaker.exists()) {
             assert!(Instant::now() < deadline, "the sound server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -294,11 +299,33 @@ impl SoundServer {
                 std::thread::sleep(due.saturating_duration_since(Instant::now()));
             }
         });
+        let played = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (into, reading) = (played.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let Ok(mut f) = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc_nonblock())
+                .open(&speaker)
+            else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            while !reading.load(Ordering::Relaxed) {
+                match std::io::Read::read(&mut f, &mut buf) {
+                    Ok(n) if n > 0 => into
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend_from_slice(&buf[..n]),
+                    _ => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
         SoundServer {
             daemon,
             socket,
             tone,
             stop,
+            played,
         }
     }
 }
@@ -312,6 +339,22 @@ impl Drop for SoundServer {
             .status();
         let _ = self.daemon.wait();
     }
+}
+
+/// Tenths of a second of the speaker's output carrying a tone (RMS above −20 dBFS).
+fn tenths_with_sound(bytes: &[u8]) -> usize {
+    bytes
+        .chunks(3200)
+        .filter(|c| {
+            let n = c.len() / 2;
+            let sum: f64 = c
+                .chunks_exact(2)
+                .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+                .map(|v| v * v)
+                .sum();
+            n > 0 && 20.0 * (sum / n as f64).sqrt().log10() > -20.0
+        })
+        .count()
 }
 
 /// `O_NONBLOCK` (a full pipe drops a chunk rather than block the feeder).
@@ -408,7 +451,23 @@ async fn the_microphone_test_moves_the_meter_for_a_real_source_and_not_for_silen
         .await;
         assert_eq!(meter(&c).await, None, "the meter is off once stopped");
 
-        // The speaker test plays (on the server's null sink) and ends by itself.
+        // The speaker test plays its tone into the chosen speaker and ends by itself.
+        let playback = find(&c, "[data-testid=device-playback]", 10).await;
+        let options = playback.html(false).await.unwrap();
+        let id = options
+            .split("value=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .find(|v| v.contains("FIFO sink"))
+            .unwrap_or_else(|| panic!("no FIFO speaker offered: {options}"))
+            .replace("&amp;", "&");
+        playback.select_by_value(&id).await.unwrap();
+        let before = sound.played.lock().unwrap().len();
+        assert_eq!(
+            tenths_with_sound(&sound.played.lock().unwrap()),
+            0,
+            "the speaker is silent before the test"
+        );
         find(&c, "[data-testid=speaker-test]", 5)
             .await
             .click()
@@ -419,6 +478,15 @@ async fn the_microphone_test_moves_the_meter_for_a_real_source_and_not_for_silen
         until_text(&c, "[data-testid=speaker-test]", 15, |t| t.contains("Play")).await;
         let ended = text(&c, "[data-testid=sound-test-ended]").await;
         assert!(ended.contains("Finished"), "{ended}");
+        let played = sound.played.lock().unwrap()[before..].to_vec();
+        let tenths = tenths_with_sound(&played);
+        harness::trace(&format!(
+            "the speaker played {tenths} tenths of a second with sound"
+        ));
+        assert!(
+            tenths >= 20,
+            "the 3 s tone reached the speaker: {tenths} tenths of a second with sound"
+        );
         finish(c).await;
     })
     .await;
