@@ -53,24 +53,24 @@ enum DataSub {
         /// The file to write.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
-        /// Runs from this date (2026-03-01 or 2026-03-01T09:00, UTC).
-        #[arg(long, value_name = "DATE")]
-        from: Option<String>,
-        /// Runs up to this date, inclusive.
-        #[arg(long, value_name = "DATE")]
-        to: Option<String>,
-        /// Runs of this script (its id).
-        #[arg(long, value_name = "ID")]
-        script: Option<String>,
-        /// Runs with this outcome.
-        #[arg(long)]
-        outcome: Option<String>,
-        /// Runs by this agent (login).
-        #[arg(long, value_name = "LOGIN")]
-        agent: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// Leave out contacts, personal fields and notes (for analytics).
         #[arg(long)]
         without_personal_data: bool,
+    },
+    /// Per-step analytics of finished runs: how many reach, leave and end on each step,
+    /// answers chosen, time per step, outcomes and conversion by script version. Holds
+    /// no personal data; runs of blocked people are left out.
+    Analytics {
+        /// How to show them: a table to read, CSV or JSON.
+        #[arg(long, value_enum, default_value = "text")]
+        format: AnalyticsFormat,
+        /// The file to write (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Import contacts from CSV (header row with name, phone, email, ...) or JSON.
     Import {
@@ -189,6 +189,54 @@ enum UserSub {
         /// Login.
         login: String,
     },
+}
+
+/// Which runs an export or the analytics take.
+#[derive(Debug, Args)]
+struct FilterArgs {
+    /// Runs from this date (2026-03-01 or 2026-03-01T09:00, UTC).
+    #[arg(long, value_name = "DATE")]
+    from: Option<String>,
+    /// Runs up to this date, inclusive.
+    #[arg(long, value_name = "DATE")]
+    to: Option<String>,
+    /// Runs of this script (its id).
+    #[arg(long, value_name = "ID")]
+    script: Option<String>,
+    /// Runs with this outcome.
+    #[arg(long)]
+    outcome: Option<String>,
+    /// Runs by this agent (login).
+    #[arg(long, value_name = "LOGIN")]
+    agent: Option<String>,
+}
+
+impl FilterArgs {
+    fn filter(self, without_personal_data: bool) -> Result<Filter, Error> {
+        Ok(Filter {
+            from: self
+                .from
+                .as_deref()
+                .map(|d| data::parse_date(d, false))
+                .transpose()?,
+            to: self
+                .to
+                .as_deref()
+                .map(|d| data::parse_date(d, true))
+                .transpose()?,
+            script: self.script,
+            outcome: self.outcome,
+            agent: self.agent,
+            without_personal_data,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AnalyticsFormat {
+    Text,
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -375,27 +423,10 @@ fn execute(cmd: DataCommand, ctx: &Ctx) -> Result<(), Error> {
         DataSub::Export {
             format,
             out,
-            from,
-            to,
-            script,
-            outcome,
-            agent,
+            filter,
             without_personal_data,
         } => {
-            let filter = Filter {
-                from: from
-                    .as_deref()
-                    .map(|d| data::parse_date(d, false))
-                    .transpose()?,
-                to: to
-                    .as_deref()
-                    .map(|d| data::parse_date(d, true))
-                    .transpose()?,
-                script,
-                outcome,
-                agent,
-                without_personal_data,
-            };
+            let filter = filter.filter(without_personal_data)?;
             let format = match format {
                 ExportFormat::Csv => Format::Csv,
                 ExportFormat::Xlsx => Format::Xlsx,
@@ -412,6 +443,35 @@ fn execute(cmd: DataCommand, ctx: &Ctx) -> Result<(), Error> {
                 text!("Exported {rows} run(s) to {path} ({blocked} of blocked people left out).";
                       "Выгружено разговоров: {rows}, файл {path} (не выгружено из-за блокировки: {blocked})."),
             );
+        }
+        DataSub::Analytics {
+            format,
+            out,
+            filter,
+        } => {
+            let a = store.analytics(&s, &filter.filter(true)?)?;
+            let mut bytes = Vec::new();
+            match format {
+                AnalyticsFormat::Text => analytics_table(&a, lang, &mut bytes),
+                AnalyticsFormat::Csv => a.write_csv(&mut bytes)?,
+                AnalyticsFormat::Json => {
+                    bytes = serde_json::to_vec_pretty(&a)
+                        .map_err(|e| Error::from(store::StoreError::from(e)))?;
+                    bytes.push(b'\n');
+                }
+            }
+            match out {
+                Some(path) => std::fs::write(&path, bytes).map_err(|e| {
+                    let shown = path.display();
+                    Error::new(
+                        "data.write_failed",
+                        text!("cannot write {shown}: {e}"; "не удалось записать {shown}: {e}"),
+                    )
+                })?,
+                None => {
+                    let _ = std::io::stdout().write_all(&bytes);
+                }
+            }
         }
         DataSub::Import { file } => {
             let r = store.import_contacts(&s, &file)?;
@@ -585,6 +645,63 @@ fn execute(cmd: DataCommand, ctx: &Ctx) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The analytics as a table to read: per script version, its runs and outcomes, then a
+/// line per step.
+fn analytics_table(a: &store::analytics::Analytics, lang: Lang, out: &mut Vec<u8>) {
+    let mut w = |line: String| {
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    };
+    let secs = |ms: u64| format!("{:.1}", ms as f64 / 1000.0);
+    if a.scripts.is_empty() {
+        w(
+            text!("No finished runs match."; "Нет завершённых разговоров по этим условиям.")
+                .get(lang)
+                .to_owned(),
+        );
+    }
+    for s in &a.scripts {
+        let (id, v, name, runs) = (&s.script_id, s.version, &s.name, s.runs);
+        let conv = format!("{:.1}", s.conversion * 100.0);
+        let outcomes = s
+            .outcomes
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        w(
+            text!("{id} v{v} «{name}»: {runs} run(s), success {conv}% ({outcomes})";
+                "{id} v{v} «{name}»: разговоров {runs}, успех {conv}% ({outcomes})")
+            .get(lang)
+            .to_owned(),
+        );
+        let row = |cells: [&str; 6]| {
+            let [step, reached, left, ended, median, p90] = cells;
+            format!("  {step:<20} {reached:>8} {left:>7} {ended:>6} {median:>10} {p90:>7}")
+        };
+        w(row(match lang {
+            Lang::Ru => ["шаг", "дошли", "дальше", "конец", "медиана с", "p90 с"],
+            Lang::En => ["step", "reached", "left", "ended", "median s", "p90 s"],
+        }));
+        for st in &s.steps {
+            let step = match &st.objection {
+                Some(o) => format!("{o}/{}", st.step),
+                None => st.step.clone(),
+            };
+            let n = [st.reached, st.left, st.ended_here].map(|n| n.to_string());
+            let t = [st.time.median_ms, st.time.p90_ms].map(secs);
+            w(row([&step, &n[0], &n[1], &n[2], &t[0], &t[1]]));
+        }
+    }
+    let (u, b) = (a.unfinished, a.blocked_left_out);
+    w(
+        text!("Not counted: {u} unfinished run(s), {b} of blocked people.";
+            "Не учтены: незавершённых разговоров {u}, заблокированных людей {b}.")
+        .get(lang)
+        .to_owned(),
+    );
 }
 
 fn user(store: &Store, s: &Session, cmd: UserSub, lang: Lang) -> Result<(), Error> {

@@ -261,6 +261,51 @@ fn an_administrators_day_with_the_data_commands() {
         "JSON keeps the full path"
     );
 
+    // Per-step analytics: a table to read, and CSV; no personal data in either.
+    let table = ok(&data_cmd(&dir, "admin", &["analytics"], &[]));
+    assert!(table.contains("3 run(s), success"), "{table}");
+    let identify = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("identify "))
+        .unwrap_or_else(|| panic!("a line for the first step: {table}"));
+    let cells: Vec<&str> = identify.split_whitespace().collect();
+    assert_eq!(cells[..4], ["identify", "3", "3", "0"], "{table}");
+    assert!(table.contains("Not counted: 0 unfinished run(s), 0 of blocked people."));
+    let figures = tmp.join("analytics.csv");
+    ok(&data_cmd(
+        &dir,
+        "admin",
+        &[
+            "analytics",
+            "--format",
+            "csv",
+            "--out",
+            &figures.display().to_string(),
+            "--from",
+            "2026-03-02",
+        ],
+        &[],
+    ));
+    let rows = std::fs::read_to_string(&figures).unwrap();
+    assert!(rows.starts_with("script,version,step,"), "{rows}");
+    assert!(
+        rows.lines().nth(1).unwrap().contains(",,,2,"),
+        "two runs from 2 March: {rows}"
+    );
+    for needle in ["Кувшинникова", "Quilliam", "+7916", "+7903", "example"] {
+        assert!(
+            !table.contains(needle) && !rows.contains(needle),
+            "{needle}"
+        );
+    }
+    let refused = data_cmd(
+        &dir,
+        "anna",
+        &["analytics"],
+        &[("CALLHELPER_PASSWORD", "password-123")],
+    );
+    assert!(!refused.status.success(), "agents see no analytics");
+
     // On a terminal (through `script`), the export draws a progress bar.
     if Path::new("/usr/bin/script").exists() {
         let line = format!(

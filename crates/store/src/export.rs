@@ -104,11 +104,12 @@ const CONTACT: &[&str] = &["contact_name", "contact_phone", "contact_email"];
 
 /// The WHERE clause shared by the run cursor, the field cursor and the counts; the
 /// parameters are ?1 from, ?2 to, ?3 script, ?4 outcome, ?5 agent login.
-const WHERE: &str = "(?1 IS NULL OR r.started_at >= ?1) AND (?2 IS NULL OR r.started_at < ?2)
+pub(crate) const WHERE: &str =
+    "(?1 IS NULL OR r.started_at >= ?1) AND (?2 IS NULL OR r.started_at < ?2)
     AND (?3 IS NULL OR r.script_id = ?3) AND (?4 IS NULL OR r.outcome = ?4)
     AND (?5 IS NULL OR r.agent_id = (SELECT id FROM users WHERE login = ?5))";
 
-fn params(f: &Filter) -> [Sql; 5] {
+pub(crate) fn params(f: &Filter) -> [Sql; 5] {
     let opt_i = |t: Option<Timestamp>| t.map_or(Sql::Null, |t| Sql::Integer(t.0));
     let opt_s = |s: &Option<String>| s.clone().map_or(Sql::Null, Sql::Text);
     [
@@ -376,7 +377,7 @@ impl Sink for CsvSink {
     }
 }
 
-fn csv_error(e: csv::Error) -> StoreError {
+pub(crate) fn csv_error(e: csv::Error) -> StoreError {
     StoreError::Io {
         path: "export".into(),
         source: std::io::Error::other(e.to_string()),

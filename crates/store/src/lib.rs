@@ -28,6 +28,7 @@ use callhelper_script::Timestamp;
 use rusqlite::{Connection, OpenFlags};
 
 pub mod access;
+pub mod analytics;
 mod audit;
 pub mod calls;
 pub mod consent;

@@ -210,3 +210,109 @@ fn xlsx_is_a_workbook_with_all_rows() {
         (Some("xlsx"), Some(3))
     );
 }
+
+#[test]
+fn analytics_count_each_step_and_leave_out_blocked_people() {
+    let (f, ids) = setup();
+    // A run begun and not finished is not counted, only reported.
+    let program = common::program();
+    let (run, events) = callhelper_script::Run::start(
+        program.clone(),
+        Default::default(),
+        Timestamp(1_770_300_000_000),
+    );
+    f.store
+        .start_run(
+            &f.admin,
+            &callhelper_store::runs::NewRun {
+                program: &program,
+                contact: Some(ids[0]),
+                call: None,
+                context: run.context(),
+                events: &events,
+            },
+        )
+        .unwrap();
+    f.store.block(&f.admin, ids[1]).unwrap();
+
+    let a = f.store.analytics(&f.admin, &Filter::default()).unwrap();
+    assert_eq!((a.unfinished, a.blocked_left_out), (1, 1));
+    assert_eq!(a.scripts.len(), 1);
+    let s = &a.scripts[0];
+    assert_eq!(
+        (s.script_id.as_str(), s.version, s.name.as_str(), s.runs),
+        ("survey", 1, "Survey", 2)
+    );
+    assert_eq!(s.outcomes["success"], 2);
+    assert_eq!(s.conversion, 1.0);
+    let steps: Vec<(&str, u64, u64, u64)> = s
+        .steps
+        .iter()
+        .map(|st| (st.step.as_str(), st.reached, st.left, st.ended_here))
+        .collect();
+    assert_eq!(
+        steps,
+        [("ask", 2, 2, 0), ("greet", 2, 2, 0), ("won", 2, 0, 2)]
+    );
+    let greet = s.steps.iter().find(|st| st.step == "greet").unwrap();
+    assert_eq!(greet.answers.values().sum::<u64>(), 2);
+    assert_eq!(greet.time.median_ms, 1_000, "answered a second in");
+    let ask = s.steps.iter().find(|st| st.step == "ask").unwrap();
+    assert_eq!(ask.time.median_ms, 3_000);
+
+    // Unblocked, the person's refusal counts again; filters apply as in exports.
+    f.store.unblock(&f.admin, ids[1]).unwrap();
+    let a = f.store.analytics(&f.admin, &Filter::default()).unwrap();
+    let s = &a.scripts[0];
+    assert_eq!((s.runs, a.blocked_left_out), (3, 0));
+    assert!((s.conversion - 2.0 / 3.0).abs() < 1e-9);
+    let refused = s.steps.iter().find(|st| st.step == "refused").unwrap();
+    assert_eq!((refused.reached, refused.ended_here), (1, 1));
+    let only_agent = Filter {
+        agent: Some("anna".into()),
+        ..Filter::default()
+    };
+    assert_eq!(
+        f.store.analytics(&f.admin, &only_agent).unwrap().scripts[0].runs,
+        2
+    );
+    let other = Filter {
+        script: Some("nope".into()),
+        ..Filter::default()
+    };
+    assert!(
+        f.store
+            .analytics(&f.admin, &other)
+            .unwrap()
+            .scripts
+            .is_empty()
+    );
+
+    // No personal data in the figures, whatever was collected.
+    let mut csv = Vec::new();
+    a.write_csv(&mut csv).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    common::assert_absent(
+        &(csv + &serde_json::to_string(&a).unwrap()),
+        &PEOPLE
+            .iter()
+            .flat_map(|p| [p.0.into(), p.1.into(), p.2.into()])
+            .collect::<Vec<String>>(),
+        "analytics",
+    );
+
+    // Managers and administrators only; audited like an export.
+    for role in [Role::Agent, Role::Support] {
+        let who = f.user(&format!("{role:?}").to_lowercase(), role);
+        assert!(
+            f.store.analytics(&who, &Filter::default()).is_err(),
+            "{role:?}"
+        );
+    }
+    let audit = f.store.audit_log(&f.admin, 50).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "exported" && e.detail["format"] == "analytics")
+    );
+}
