@@ -11,7 +11,7 @@
 //!
 //! `BENCH_BATCH` sets the runs per batch (default 5,000); `BENCH_DB_DIR=DIR` keeps the
 //! database there, and a later run reuses it (no insert, just the measurements);
-//! `BENCH_ONLY=csv|json|xlsx|lookup` runs one measurement.
+//! `BENCH_ONLY=csv|json|xlsx|lookup|analytics` runs one measurement.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -157,7 +157,7 @@ fn main() {
     let contacts = env_n("BENCH_CONTACTS", if full { 200_000 } else { 500 }).max(1);
     let batch = env_n("BENCH_BATCH", 5_000);
     // BENCH_DB_DIR keeps the database, and reuses one built before (to profile exports);
-    // BENCH_ONLY=csv|json|xlsx|lookup runs one measurement.
+    // BENCH_ONLY=csv|json|xlsx|lookup|analytics runs one measurement.
     let tmp = tempfile::Builder::new()
         .prefix("store-bench")
         .tempdir()
@@ -309,6 +309,22 @@ fn main() {
             load()
         );
         let _ = std::fs::remove_file(&out);
+    }
+    // Per-step analytics over every finished run.
+    if wants("analytics") {
+        let t = Instant::now();
+        let a = store
+            .analytics(&admin, &Filter::default())
+            .expect("analytics");
+        let secs = t.elapsed().as_secs_f64();
+        let counted: u64 = a.scripts.iter().map(|s| s.runs).sum();
+        assert!(counted > 0, "runs counted");
+        println!(
+            "analytics: {counted} runs in {secs:.2} s = {:.0} runs/s, {} steps {}",
+            counted as f64 / secs,
+            a.scripts.iter().map(|s| s.steps.len()).sum::<usize>(),
+            load()
+        );
     }
     drop(store);
     if !wants("xlsx") {
