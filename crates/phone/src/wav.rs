@@ -9,6 +9,28 @@ use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+/// A mono 16-bit PCM WAV file of `samples` at `rate` Hz, as bytes.
+pub fn pcm16(rate: u32, samples: &[i16]) -> Vec<u8> {
+    let data_len = u32::try_from(samples.len() * 2).unwrap_or(u32::MAX);
+    let mut b = Vec::with_capacity(44 + samples.len() * 2);
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&data_len.saturating_add(36).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes()); // the fmt chunk's size
+    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    b.extend_from_slice(&1u16.to_le_bytes()); // mono
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&rate.saturating_mul(2).to_le_bytes()); // bytes per second
+    b.extend_from_slice(&2u16.to_le_bytes()); // bytes per frame
+    b.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        b.extend_from_slice(&s.to_le_bytes());
+    }
+    b
+}
+
 /// Where the sizes of a RIFF/WAVE file's header are, as read from its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Layout {
@@ -78,6 +100,22 @@ mod tests {
     use super::*;
 
     /// A mono 16-bit WAV header with the given sizes, then `samples` bytes of audio.
+    #[test]
+    fn pcm16_writes_a_header_that_matches_its_length() {
+        let b = pcm16(8_000, &[0, 1, -1, i16::MAX]);
+        assert_eq!(b.len(), 44 + 8);
+        assert_eq!(
+            layout(&b),
+            Some(Layout {
+                riff: 44,
+                data_size_at: 40,
+                data: 8
+            })
+        );
+        assert_eq!(&b[24..28], &8_000u32.to_le_bytes());
+        assert_eq!(&b[50..52], &i16::MAX.to_le_bytes());
+    }
+
     fn wav(riff: u32, data: u32, samples: usize) -> Vec<u8> {
         let mut b = Vec::new();
         b.extend_from_slice(b"RIFF");

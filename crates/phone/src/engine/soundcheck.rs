@@ -345,25 +345,13 @@ unsafe fn start_speaker(
 fn write_tone(path: &Path, length: std::time::Duration) -> std::io::Result<()> {
     let n = ((f64::from(TONE_RATE) * length.as_secs_f64()) as usize).max(2);
     let fade = (TONE_RATE / 50) as usize;
-    let data_len = (n * 2) as u32;
-    let mut b = Vec::with_capacity(44 + n * 2);
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data_len).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&TONE_RATE.to_le_bytes());
-    b.extend_from_slice(&(TONE_RATE * 2).to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data_len.to_le_bytes());
-    for i in 0..n {
-        let t = i as f64 / f64::from(TONE_RATE);
-        let edge = (i.min(n - 1 - i) as f64 / fade as f64).min(1.0);
-        let v = TONE_AMPLITUDE * edge * (2.0 * std::f64::consts::PI * TONE_HZ * t).sin();
-        b.extend_from_slice(&((v * 32767.0) as i16).to_le_bytes());
-    }
-    std::fs::write(path, b)
+    let samples: Vec<i16> = (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(TONE_RATE);
+            let edge = (i.min(n - 1 - i) as f64 / fade as f64).min(1.0);
+            let v = TONE_AMPLITUDE * edge * (2.0 * std::f64::consts::PI * TONE_HZ * t).sin();
+            (v * 32767.0) as i16
+        })
+        .collect();
+    std::fs::write(path, crate::wav::pcm16(TONE_RATE, &samples))
 }

@@ -11,24 +11,7 @@ pub fn speech() -> PathBuf {
 
 /// Write a mono 16-bit PCM WAV.
 pub fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
-    let data_len = (samples.len() * 2) as u32;
-    let mut b = Vec::with_capacity(44 + data_len as usize);
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data_len).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&rate.to_le_bytes());
-    b.extend_from_slice(&(rate * 2).to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        b.extend_from_slice(&s.to_le_bytes());
-    }
-    std::fs::write(path, b).expect("write wav");
+    std::fs::write(path, callhelper_phone::wav::pcm16(rate, samples)).expect("write wav");
 }
 
 fn tone_samples(hz: f32, secs: f32, rate: u32, amplitude: f32) -> Vec<i16> {
