@@ -49,9 +49,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// The workspace root (the folder above `xtask/`).
+/// The workspace root (the folder above `xtask/`). `cargo run` says where the manifest is
+/// at run time; that wins over the path built in, because two checkouts sharing one
+/// `target/` can leave this binary built from the other checkout.
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.join("Cargo.toml").is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
