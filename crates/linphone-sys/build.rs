@@ -26,6 +26,8 @@ fn main() {
     // bctoolbox provides the list helpers (`bctbx_list_*`) the C API returns.
     println!("cargo:rustc-link-lib=linphone");
     println!("cargo:rustc-link-lib=bctoolbox");
+    // mediastreamer2: the audio stream's ticker (see wrapper.h).
+    println!("cargo:rustc-link-lib=mediastreamer");
 
     let bindings = bindgen::Builder::default()
         .header("wrapper.h")
@@ -35,6 +37,10 @@ fn main() {
         .allowlist_var("LINPHONE_.*")
         .allowlist_function("bctbx_list_(next|get_data|free|free_with_data|size)")
         .allowlist_function("bctbx_free")
+        .allowlist_function("ms_ticker_(new_with_params|destroy|set_tick_func)")
+        .allowlist_type("MSTickerParams")
+        .allowlist_type("MediaStream")
+        .allowlist_type("MSStreamState")
         // Deprecated entry points stay out: the generated file is smaller and nobody
         // reaches for an API liblinphone is about to drop.
         .blocklist_function("linphone_core_.*_proxy_config.*")

@@ -8,6 +8,7 @@ use std::ffi::{c_char, c_int, c_void};
 use linphone_sys as sys;
 
 use super::ffi;
+use super::media_clock::MediaClock;
 use crate::call::CallId;
 
 /// What a callback saw.
@@ -51,6 +52,8 @@ pub(crate) struct CallSnapshot {
 #[derive(Debug, Default)]
 pub(crate) struct Sink {
     pub(crate) raw: RefCell<Vec<Raw>>,
+    /// Holds a call's audio ticker until its graph is complete ([`MediaClock`]).
+    pub(crate) media_clock: RefCell<MediaClock>,
     next_id: Cell<u64>,
 }
 
@@ -120,6 +123,15 @@ unsafe extern "C" fn on_call_state(
     // SAFETY: liblinphone passes a live core and call on the engine thread.
     unsafe {
         let Some(sink) = sink(core) else { return };
+        if matches!(
+            state,
+            sys::LinphoneCallStateConnected
+                | sys::LinphoneCallStateOutgoingEarlyMedia
+                | sys::LinphoneCallStateIncomingEarlyMedia
+        ) {
+            // liblinphone starts the call's audio stream right after telling us.
+            sink.media_clock.borrow_mut().arm(call);
+        }
         let id = sink.call_id(call);
         let ei = sys::linphone_call_get_error_info(call);
         let sip_code = if ei.is_null() {

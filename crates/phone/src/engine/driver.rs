@@ -243,6 +243,7 @@ impl Engine {
             sound_check: None,
         };
         engine.configure(cfg)?;
+        engine.sink.media_clock.borrow_mut().prepare();
         for account in &cfg.accounts {
             engine.add_account(account.clone())?;
         }
@@ -415,6 +416,8 @@ impl Engine {
     fn tick(&mut self, now: Instant) {
         // SAFETY: our core, on its thread.
         unsafe { sys::linphone_core_iterate(self.core) };
+        // The audio graphs that iteration started are complete: let them run.
+        self.sink.media_clock.borrow_mut().release_all();
         self.drain(now);
         self.send_due_dtmf(now);
         self.sample_calls(now);
@@ -1121,6 +1124,8 @@ impl Engine {
                 sys::linphone_call_params_set_record_file(params, cpath(r).as_ptr());
             }
             let st = sys::linphone_call_accept_with_params(p, params);
+            // The audio graph accepting started is complete: let it run.
+            self.sink.media_clock.borrow_mut().release_all();
             sys::linphone_call_params_unref(params);
             status(st, "answer the call")?;
         }

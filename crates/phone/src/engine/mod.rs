@@ -7,6 +7,7 @@ mod classify;
 mod driver;
 mod ffi;
 mod logging;
+mod media_clock;
 mod soundcheck;
 
 use std::net::IpAddr;

@@ -75,7 +75,18 @@ pub fn init_logging() {
             m.level() <= log::max_level()
         }
         fn log(&self, r: &log::Record) {
-            eprintln!("[{} {}] {}", r.level(), r.target(), r.args());
+            // Wall-clock seconds, to line the log up with packet captures.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            eprintln!(
+                "{}.{:06} [{} {}] {}",
+                t.as_secs(),
+                t.subsec_micros(),
+                r.level(),
+                r.target(),
+                r.args()
+            );
         }
         fn flush(&self) {}
     }
