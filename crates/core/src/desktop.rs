@@ -584,7 +584,19 @@ impl Workspace {
                 {
                     return Ok(Phase::Unlock { first: true });
                 }
-                let (store, admin) = data::init(data, &key, DEMO_ADMIN, DEMO_ADMIN_PASSWORD)?;
+                let (store, admin) = match data::init(data, &key, DEMO_ADMIN, DEMO_ADMIN_PASSWORD) {
+                    // Reachable but locked, or the user refused to unlock it: nothing
+                    // was written (the key goes in before the file exists), so the
+                    // administrator can choose a passphrase instead.
+                    Err(e)
+                        if e.code == "store.keychain_unavailable"
+                            && matches!(key, KeyChoice::Keychain) =>
+                    {
+                        log::warn!("desktop: the keychain did not take the new key");
+                        return Ok(Phase::Unlock { first: true });
+                    }
+                    r => r?,
+                };
                 let logins = setup::demo_install(&store, &admin, store.now())?;
                 let mut st = self.state();
                 st.settings.demo = Some(logins);

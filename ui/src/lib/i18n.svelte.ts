@@ -32,8 +32,8 @@ const S = {
   // start-up
   unlock_title: { en: "Unlock the database", ru: "Откройте базу данных" },
   unlock_first: {
-    en: "This computer has no keychain. Choose a passphrase for the database (at least 12 characters); you will type it at every start.",
-    ru: "На этом компьютере нет хранилища ключей. Задайте пароль базы данных (не короче 12 символов); его нужно будет вводить при каждом запуске.",
+    en: "The keychain of this computer cannot be reached or stays locked. Choose a passphrase for the database (at least 12 characters); you will type it at every start.",
+    ru: "Хранилище ключей этого компьютера недоступно или заблокировано. Задайте пароль базы данных (не короче 12 символов); его нужно будет вводить при каждом запуске.",
   },
   unlock_again: { en: "Type the database passphrase.", ru: "Введите пароль базы данных." },
   passphrase: { en: "Passphrase", ru: "Пароль базы" },
