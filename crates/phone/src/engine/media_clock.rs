@@ -17,8 +17,14 @@
 //! engine then gives the stream the spare (liblinphone uses it instead of creating one; it
 //! owns it from then on, as it would its own) and releases it as soon as control is back
 //! in Rust, when the graph is complete. The first tick runs then and the others follow
-//! every 10 ms from there, as mediastreamer2's own tick function would pace them. Nothing
-//! is sent that the source did not produce; only the clock's phase moves. The spare is
+//! every 10 ms from there, as mediastreamer2's own tick function would pace them.
+//!
+//! The clock also starts one tick in the past: the first two ticks run back to back. A
+//! source that already holds its audio — a file (the demo line's voice, a recorded
+//! message, the benchmark's tone) — then fills a 20 ms packet at once, as baresip's file
+//! source does (it reads a whole packet's worth when it starts); a microphone has captured
+//! nothing yet, so for it nothing changes. Nothing is sent that the source did not
+//! produce; only the clock's phase moves. The spare is
 //! started ahead because a new ticker's thread first waits in mediastreamer2's own tick
 //! function, up to 10 ms, before a replacement function takes effect.
 //!
@@ -67,10 +73,14 @@ unsafe extern "C" fn wait_next_tick(ticker: *mut c_void, virtual_ms: u64) -> c_i
         Some(t) => t,
         None => {
             hold(ticker as usize);
-            // This tick is due now; the next ones every interval from here.
+            // This tick and the next are due now; the others every interval from there.
+            // SAFETY: called on the ticker's own thread, so the ticker is alive; its
+            // interval is set when it is made and never changes.
+            let interval = unsafe { (*ticker.cast::<sys::MSTicker>()).interval };
+            let lead = u64::try_from(interval).unwrap_or(0);
             let now = Instant::now();
             let t = now
-                .checked_sub(Duration::from_millis(virtual_ms))
+                .checked_sub(Duration::from_millis(virtual_ms + lead))
                 .unwrap_or(now);
             o.set(Some(t));
             t
@@ -230,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn a_held_ticker_stands_still_until_released_then_ticks_every_10_ms() {
+    fn a_held_ticker_stands_still_until_released_then_ticks_twice_and_every_10_ms() {
         let t = new_held_ticker();
         assert!(!t.is_null());
         // Its thread's first wait is mediastreamer2's own (up to 10 ms); then it holds.
@@ -239,9 +249,11 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(ticks(t), before, "a held ticker does not tick");
         release(t as usize);
-        std::thread::sleep(Duration::from_millis(205));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(ticks(t) - before, 2, "two ticks at once when released");
+        std::thread::sleep(Duration::from_millis(200));
         let ran = ticks(t) - before;
-        assert!((18..=23).contains(&ran), "{ran} ticks in 205 ms");
+        assert!((20..=25).contains(&ran), "{ran} ticks in 205 ms");
         // SAFETY: our ticker, given to nobody.
         unsafe { sys::ms_ticker_destroy(t) };
     }
