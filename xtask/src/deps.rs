@@ -64,6 +64,18 @@ const GROUPS: &[Group] = &[
         ],
     },
     Group {
+        why: "desktop shell tests: a tray host (StatusNotifierWatcher), a notification \
+              server, XTEST key presses, busctl (the tests' SIP caller, SIPp, is the phone's)",
+        purpose: Purpose::Test,
+        packages: &[
+            "ayatana-indicator-application",
+            "dunst",
+            "xdotool",
+            "systemd",
+            "sip-tester",
+        ],
+    },
+    Group {
         why: "phone: liblinphone (the SIP and media engine) and libclang for its bindings",
         purpose: Purpose::Run,
         packages: &["liblinphone-dev", "libclang-dev"],

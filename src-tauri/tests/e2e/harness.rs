@@ -38,7 +38,7 @@ pub fn output_dir(test: &str) -> PathBuf {
     dir
 }
 
-fn need(tool: &str, hint: &str) -> PathBuf {
+pub fn need(tool: &str, hint: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join(tool))
@@ -63,14 +63,14 @@ fn tauri_driver() -> PathBuf {
     need("tauri-driver", "cargo install tauri-driver --locked")
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port on 127.0.0.1")
 }
 
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !ok() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -188,6 +188,23 @@ impl Desktop {
         ];
         env.extend(self.extra_env.iter().cloned());
         env
+    }
+
+    /// Start a helper program (a desktop peer: a notification server, a tray host...) in
+    /// the app's environment, its output in `<out>/<log>`; it ends with the others.
+    pub fn start_peer(&mut self, mut c: Command, log: &str) -> u32 {
+        let file = std::fs::File::create(self.out.join(log)).expect("log file");
+        let child = c
+            .envs(self.env())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {:?}: {e}", c.get_program()));
+        let pid = child.id();
+        self.children.push(child);
+        pid
     }
 
     /// Start the app straight (no WebDriver): for the cold-start and memory figures.

@@ -9,6 +9,7 @@
 
 mod harness;
 mod settings;
+mod shell;
 
 use std::time::Duration;
 
