@@ -78,6 +78,7 @@ fn typescript() -> String {
 }
 
 fn main() {
+    shell::tune_malloc();
     let started = Instant::now();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--print-bindings") {
