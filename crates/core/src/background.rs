@@ -309,8 +309,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn finished_runs_are_queued_and_delivered_and_the_licence_is_checked() {
+    /// A data folder with a new store and its administrator, and reports collected in a
+    /// channel.
+    struct Setup {
+        _tmp: tempfile::TempDir,
+        dir: DataDir,
+        store: Arc<Store>,
+        s: callhelper_store::Session,
+        on: OnReport,
+        rx: mpsc::Receiver<Report>,
+    }
+
+    fn setup() -> Setup {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::at(tmp.path());
         let key = Unlock::Key(DbKey::from_hex(&"cd".repeat(32)).unwrap());
@@ -321,11 +331,34 @@ mod tests {
         let on: OnReport = Arc::new(move |r| {
             let _ = tx.lock().unwrap().send(r);
         });
-        let intervals = Intervals {
-            crm: Duration::from_secs(3600),
-            licence: Duration::from_secs(3600),
-            retention: Duration::from_secs(3600),
-        };
+        Setup {
+            _tmp: tmp,
+            dir,
+            store,
+            s,
+            on,
+            rx,
+        }
+    }
+
+    /// Every kind of work an hour apart (none runs again within a test).
+    const HOURLY: Intervals = Intervals {
+        crm: Duration::from_secs(3600),
+        licence: Duration::from_secs(3600),
+        retention: Duration::from_secs(3600),
+    };
+
+    #[test]
+    fn finished_runs_are_queued_and_delivered_and_the_licence_is_checked() {
+        let Setup {
+            _tmp,
+            dir,
+            store,
+            s,
+            on,
+            rx,
+        } = setup();
+        let intervals = HOURLY;
 
         // No CRM yet: a run finished now queues nothing.
         let bg = Background::start(dir.clone(), store.clone(), intervals, on.clone());
@@ -391,20 +424,17 @@ mod tests {
 
     #[test]
     fn the_retention_period_is_applied_while_the_app_runs() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = DataDir::at(tmp.path());
-        let key = Unlock::Key(DbKey::from_hex(&"ce".repeat(32)).unwrap());
-        let store = Arc::new(Store::open(&tmp.path().join("callhelper.db"), &key).unwrap());
-        let s = store.create_first_admin("admin", "admin-password").unwrap();
-        let (tx, rx) = mpsc::channel();
-        let tx = Mutex::new(tx);
-        let on: OnReport = Arc::new(move |r| {
-            let _ = tx.lock().unwrap().send(r);
-        });
+        let Setup {
+            _tmp,
+            dir,
+            store,
+            s,
+            on,
+            rx,
+        } = setup();
         let intervals = Intervals {
-            crm: Duration::from_secs(3600),
-            licence: Duration::from_secs(3600),
             retention: Duration::from_millis(300),
+            ..HOURLY
         };
         // A run from February and one from today; no period set yet: nothing goes.
         let a = person(&store, &s, "+79161112233");
