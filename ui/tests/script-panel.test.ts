@@ -62,10 +62,17 @@ describe("script panel", () => {
     await fireEvent.keyDown(window, { key: "2" });
     expect(sent.length).toBe(1);
     expect(screen.getByTestId("step-title").textContent).toBe("Greeting");
+    // A quick answer changes nothing on screen until the next step; a slow one (over
+    // 150 ms) shows the buttons as waiting.
+    const answer = screen.getByTestId("answers").querySelector("button") as HTMLButtonElement;
+    expect(answer.disabled).toBe(false);
+    await waitFor(() => expect(answer.disabled).toBe(true), { timeout: 1000 });
     release(runView(second, { path: [{ step: "intro", title: "Greeting", answer: "Put through", objection: null }, { step: "lpr_intro", title: "Meeting the decision maker", answer: null, objection: null }] }));
     await waitFor(() => expect(screen.getByTestId("step-title").textContent).toBe("Meeting the decision maker"));
     const path = screen.getByTestId("path").querySelectorAll("li");
     expect(path.length).toBe(2);
+    const next = screen.getByTestId("answers").querySelector("button") as HTMLButtonElement;
+    await waitFor(() => expect(next.disabled).toBe(false));
     expect(path[0].textContent).toContain("Put through");
   });
 
@@ -76,10 +83,11 @@ describe("script panel", () => {
     render(ScriptPanel, { props: { scripts: [] } });
     await fireEvent.keyDown(window, { key: "F1" });
     await waitFor(() => expect(sent.length).toBe(1));
-    // Keys wait for the stored answer: the back button is busy until it comes.
-    await waitFor(() => expect((screen.getByTestId("back") as HTMLButtonElement).disabled).toBe(false));
-    await fireEvent.keyDown(window, { key: "ArrowLeft", altKey: true });
-    await waitFor(() => expect(sent.length).toBe(2));
+    // Keys wait for the stored answer: Alt+Left is taken once the first answer is in.
+    await waitFor(async () => {
+      await fireEvent.keyDown(window, { key: "ArrowLeft", altKey: true });
+      expect(sent.length).toBe(2);
+    });
     expect(sent.map((s) => s.args)).toEqual([
       { action: { type: "answer", key: "F1" } },
       { action: { type: "back" } },
