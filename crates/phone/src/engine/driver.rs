@@ -172,6 +172,11 @@ impl Engine {
                 sys::linphone_factory_set_config_dir(f, cdir(&folder).as_ptr());
                 sys::linphone_factory_set_data_dir(f, cdir(&folder).as_ptr());
                 sys::linphone_factory_set_download_dir(f, cdir(&folder.join("downloads")).as_ptr());
+                // The system's plugins less the video ones (no Qt and OpenGL in a phone
+                // without video); mediastreamer2's default folder when that fails.
+                if let Some(dir) = super::plugins::audio_plugins(&folder) {
+                    sys::linphone_factory_set_msplugins_dir(f, cdir(&dir).as_ptr());
+                }
                 // No configuration file: liblinphone would persist accounts and passwords
                 // in it and load them again next time. Our own configuration is the truth;
                 // liblinphone's lives in memory for the life of the core.

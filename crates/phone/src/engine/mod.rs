@@ -8,6 +8,7 @@ mod driver;
 mod ffi;
 mod logging;
 mod media_clock;
+mod plugins;
 mod soundcheck;
 
 use std::net::IpAddr;
