@@ -8,7 +8,9 @@
 //! - a native notification for an incoming call: `dunst` is the notification server, and
 //!   `dunstctl history` shows what it received (the caller named from the contacts);
 //! - the global hotkeys: with another X window focused, `xdotool` (XTEST) presses
-//!   Ctrl+Alt+A and Ctrl+Alt+H, and the call SIPp placed is answered and hung up.
+//!   Ctrl+Alt+A and Ctrl+Alt+H, and the call SIPp placed is answered and hung up;
+//! - the tray's "Show CallHelper" brings the window forward from behind another program,
+//!   and its "Quit" ends the app, leaving a database that opens.
 //!
 //! Not covered: the tray's tooltip. libayatana-appindicator (Tauri's tray on Linux) has no
 //! ToolTip property on its item, so the status shows in the menu's check marks and the icon.
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{self, Desktop, find, finish, need, trace, until_text, wait_for};
+use crate::harness::{self, Desktop, find, need, trace, until_text, wait_for};
 
 /// `busctl --json=short` on the test's bus; the parsed answer.
 fn busctl(bus: &str, args: &[&str]) -> Result<Value, String> {
@@ -562,7 +564,34 @@ async fn tray_notifications_and_global_hotkeys_work_with_real_desktop_peers() {
         assert_eq!(format!("{:?}", call.direction), "Inbound");
         assert!(call.contact.is_some(), "the caller is the sample contact");
         assert!(call.answered_at.is_some() && call.ended_at.is_some());
-        finish(c).await;
+
+        // The tray's own entries: "Show CallHelper" brings the window forward from behind
+        // another program, "Quit" ends the app (its tray item leaves the bus, its window
+        // the display).
+        focus_elsewhere(&d, &other, &app_windows);
+        click(&bus, &item.0, &menu_path, "Show CallHelper");
+        wait_for("the window brought forward", Duration::from_secs(10), || {
+            app_windows.contains(&xdotool(&d, &["getwindowfocus"]))
+        });
+        let errors = harness::js(&c, "window.__callhelperErrors || []").await;
+        assert_eq!(errors, serde_json::json!([]), "uncaught errors in the page");
+        click(&bus, &item.0, &menu_path, "Quit");
+        wait_for("the app to quit", Duration::from_secs(15), || {
+            !has_owner(&bus, &item.0)
+        });
+        let left = Command::new(need("xdotool", "apt-get install xdotool"))
+            .args(["search", "--name", "^CallHelper$"])
+            .env("DISPLAY", &d.display)
+            .output()
+            .expect("run xdotool");
+        assert!(
+            String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+            "the app's window is still on the display"
+        );
+        // The session ended with the app; the database it left opens.
+        drop(c);
+        let (store, admin) = harness::open_store(&d.data);
+        assert_eq!(store.recent_calls(&admin, 10).expect("calls").len(), 1);
     })
     .await;
 }
