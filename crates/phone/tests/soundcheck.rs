@@ -9,169 +9,22 @@
 //! case runs this test binary again as a child process (the ignored `sound_check_child`)
 //! and reads what the child measured from its output.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use callhelper_phone::{
     AudioIo, DevicePreferences, Event, Level, SoundCheck, SoundCheckEnd, SoundCheckKind,
 };
+use callhelper_testkit::pulse::{PulseServer, RATE};
 
-use crate::support::peer::Peer;
 use crate::support::{Party, SEC, Scratch, loopback_config};
 
 const CHILD_DIR: &str = "SOUNDCHECK_CHILD_DIR";
 const CHILD_KIND: &str = "SOUNDCHECK_CHILD_KIND";
-const RATE: u32 = 16_000;
-
-/// A private PulseAudio server with a FIFO microphone and a FIFO speaker.
-struct SoundServer {
-    _daemon: Peer,
-    socket: PathBuf,
-    stop: Arc<AtomicBool>,
-    mic: Option<JoinHandle<()>>,
-    speaker: Option<JoinHandle<Vec<u8>>>,
-}
-
-impl SoundServer {
-    /// Start the server; its microphone hears a half-scale 440 Hz tone when `tone`, else
-    /// digital silence, fed in real time.
-    fn start(dir: &Path, tone: bool) -> SoundServer {
-        std::fs::create_dir_all(dir).unwrap();
-        let socket = dir.join("native");
-        let mic = dir.join("mic.fifo");
-        let speaker = dir.join("speaker.fifo");
-        let mut cmd = Command::new("pulseaudio");
-        cmd.args([
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--use-pid-file=no",
-            "--log-target=stderr",
-        ])
-        .arg(format!(
-            "--load=module-native-protocol-unix auth-anonymous=1 socket={}",
-            socket.display()
-        ))
-        .arg(format!(
-            "--load=module-pipe-source source_name=testmic file={} format=s16le rate={RATE} channels=1",
-            mic.display()
-        ))
-        .arg(format!(
-            "--load=module-pipe-sink sink_name=testspeaker file={} format=s16le rate={RATE} channels=1 use_system_clock_for_timing=yes",
-            speaker.display()
-        ))
-        .env("HOME", dir)
-        .env("PULSE_RUNTIME_PATH", dir)
-        .env("XDG_RUNTIME_DIR", dir)
-        .env("XDG_CONFIG_HOME", dir);
-        if Command::new("pulseaudio")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            panic!("pulseaudio is missing: apt-get install pulseaudio (or cargo xtask deps)");
-        }
-        let daemon = Peer::spawn("pulseaudio", cmd, dir);
-        let deadline = Instant::now() + 10 * SEC;
-        while !(socket.exists() && mic.exists() && speaker.exists()) {
-            assert!(
-                Instant::now() < deadline,
-                "the sound server did not start:\n{}",
-                daemon.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let feeding = stop.clone();
-        let mic = std::thread::spawn(move || {
-            let Ok(mut f) = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&mic)
-            else {
-                return;
-            };
-            let chunk = (RATE / 50) as usize;
-            let t0 = Instant::now();
-            let mut i = 0usize;
-            while !feeding.load(Ordering::Relaxed) {
-                let mut b = Vec::with_capacity(chunk * 2);
-                for k in i..i + chunk {
-                    let v = if tone {
-                        let t = k as f64 / f64::from(RATE);
-                        (0.5 * 32767.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
-                    } else {
-                        0
-                    };
-                    b.extend_from_slice(&v.to_le_bytes());
-                }
-                // A full pipe (the server not reading) drops the chunk rather than block.
-                let _ = f.write(&b);
-                i += chunk;
-                let due = t0 + Duration::from_secs_f64(i as f64 / f64::from(RATE));
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            }
-        });
-        let reading = stop.clone();
-        let speaker = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            // Non-blocking: the open does not wait for the server, a read never hangs.
-            let Ok(mut f) = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&speaker)
-            else {
-                return out;
-            };
-            let mut buf = [0u8; 4096];
-            while !reading.load(Ordering::Relaxed) {
-                match f.read(&mut buf) {
-                    Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
-                    _ => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-            out
-        });
-        SoundServer {
-            _daemon: daemon,
-            socket,
-            stop,
-            mic: Some(mic),
-            speaker: Some(speaker),
-        }
-    }
-
-    fn server(&self) -> String {
-        format!("unix:{}", self.socket.display())
-    }
-
-    /// Stop feeding and reading; what the speaker played. The daemon goes with `self`.
-    fn finish(mut self) -> Vec<u8> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(m) = self.mic.take() {
-            let _ = m.join();
-        }
-        self.speaker
-            .take()
-            .map(|s| s.join().unwrap_or_default())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for SoundServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
 
 /// Run the child against this sound server; the levels it reported and its output.
-fn run_child(dir: &Path, server: &SoundServer, kind: &str) -> (Vec<Level>, String) {
+fn run_child(dir: &Path, server: &PulseServer, kind: &str) -> (Vec<Level>, String) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "soundcheck::sound_check_child",
@@ -247,7 +100,7 @@ fn the_microphone_test_hears_a_tone_and_a_silent_source_stays_at_the_floor() {
     let dir = Scratch::new("soundcheck-mic");
     for tone in [true, false] {
         let case = dir.join(if tone { "tone" } else { "silence" });
-        let server = SoundServer::start(&case, tone);
+        let server = PulseServer::start(&case, tone);
         let (levels, out) = run_child(&case, &server, "microphone");
         server.finish();
         eprintln!(
@@ -278,7 +131,7 @@ fn the_microphone_test_hears_a_tone_and_a_silent_source_stays_at_the_floor() {
 #[test]
 fn the_speaker_test_plays_its_tone_into_the_device() {
     let dir = Scratch::new("soundcheck-speaker");
-    let server = SoundServer::start(dir.path(), false);
+    let server = PulseServer::start(dir.path(), false);
     let (_, out) = run_child(dir.path(), &server, "speaker");
     let bytes = server.finish();
     let samples = callhelper_phone::level::samples_of(&bytes);

@@ -4,15 +4,10 @@
 //! speaker test through the phone engine, on a private PulseAudio server whose microphone
 //! is a FIFO this test feeds (a tone, then silence — the control).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use callhelper_crm_fakes::{AmoConfig, AmoServer};
+use callhelper_testkit::pulse::{PulseServer, RATE};
 use fantoccini::Client;
 
 use crate::harness::{self, Desktop, K, find, finish, js, k, press, text, type_text, until_text};
@@ -213,153 +208,29 @@ async fn a_crm_is_connected_and_a_saved_field_mapping_carries_a_run_to_it() {
     .await;
 }
 
-/// A private PulseAudio server: its microphone is a FIFO fed in real time with a 440 Hz
-/// tone at half scale while `tone` is set, digital silence otherwise; its speaker a FIFO
-/// read into `played` (16 kHz mono). Stops (the whole process group) on drop.
-struct SoundServer {
-    daemon: Child,
-    socket: PathBuf,
-    tone: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    played: Arc<std::sync::Mutex<Vec<u8>>>,
-}
-
-impl SoundServer {
-    fn start(dir: &Path) -> SoundServer {
-        const RATE: u32 = 16_000;
-        let socket = dir.join("native");
-        let mic = dir.join("mic.fifo");
-        let speaker = dir.join("speaker.fifo");
-        let log = std::fs::File::create(dir.join("pulseaudio.log")).expect("log file");
-        use std::os::unix::process::CommandExt;
-        let daemon = Command::new("pulseaudio")
-            .args([
-                "-n",
-                "--daemonize=no",
-                "--exit-idle-time=-1",
-                "--use-pid-file=no",
-                "--log-target=stderr",
-            ])
-            .arg(format!(
-                "--load=module-native-protocol-unix auth-anonymous=1 socket={}",
-                socket.display()
-            ))
-            .arg(format!(
-                "--load=module-pipe-source source_name=e2emic file={} format=s16le rate={RATE} channels=1",
-                mic.display()
-            ))
-            .arg(format!(
-                "--load=module-pipe-sink sink_name=e2espeaker file={} format=s16le rate={RATE} channels=1 use_system_clock_for_timing=yes",
-                speaker.display()
-            ))
-            .env("HOME", dir)
-            .env("PULSE_RUNTIME_PATH", dir)
-            .env("XDG_RUNTIME_DIR", dir)
-            .env("XDG_CONFIG_HOME", dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("pulseaudio is installed (apt-get install pulseaudio, or cargo xtask test)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !(socket.exists() && mic.exists() && speaker.exists()) {
-            assert!(Instant::now() < deadline, "the sound server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let tone = Arc::new(AtomicBool::new(true));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (playing, stopping) = (tone.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let Ok(mut f) = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc_nonblock())
-                .open(&mic)
-            else {
-                return;
-            };
-            let chunk = (RATE / 50) as usize;
-            let t0 = Instant::now();
-            let mut i = 0usize;
-            while !stopping.load(Ordering::Relaxed) {
-                let on = playing.load(Ordering::Relaxed);
-                let mut b = Vec::with_capacity(chunk * 2);
-                for n in i..i + chunk {
-                    let t = n as f64 / f64::from(RATE);
-                    let v = if on {
-                        (0.5 * 32767.0 * (std::f64::consts::TAU * 440.0 * t).sin()) as i16
-                    } else {
-                        0
-                    };
-                    b.extend_from_slice(&v.to_le_bytes());
-                }
-                let _ = f.write(&b);
-                i += chunk;
-                let due = t0 + Duration::from_secs_f64(i as f64 / f64::from(RATE));
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            }
-        });
-        let played = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (into, reading) = (played.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let Ok(mut f) = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc_nonblock())
-                .open(&speaker)
-            else {
-                return;
-            };
-            let mut buf = [0u8; 4096];
-            while !reading.load(Ordering::Relaxed) {
-                match std::io::Read::read(&mut f, &mut buf) {
-                    Ok(n) if n > 0 => into
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .extend_from_slice(&buf[..n]),
-                    _ => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        SoundServer {
-            daemon,
-            socket,
-            tone,
-            stop,
-            played,
-        }
-    }
-}
-
-impl Drop for SoundServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.daemon.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.daemon.wait();
-    }
-}
-
 /// Tenths of a second of the speaker's output carrying a tone (RMS above −20 dBFS).
 fn tenths_with_sound(bytes: &[u8]) -> usize {
-    bytes
-        .chunks(3200)
-        .filter(|c| {
-            let n = c.len() / 2;
-            let sum: f64 = c
-                .chunks_exact(2)
-                .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
-                .map(|v| v * v)
-                .sum();
-            n > 0 && 20.0 * (sum / n as f64).sqrt().log10() > -20.0
-        })
+    use callhelper_phone::level;
+    let tenth = RATE as usize / 10;
+    level::samples_of(bytes)
+        .chunks(tenth)
+        .filter(|c| level::measure(c).rms_dbfs > -20.0)
         .count()
 }
 
-/// `O_NONBLOCK` (a full pipe drops a chunk rather than block the feeder).
-fn libc_nonblock() -> i32 {
-    0o4000
+/// Choose the option of a device list whose value contains `kind` ("FIFO source": the
+/// sound server's microphone, "FIFO sink": its speaker).
+async fn choose_device(c: &Client, css: &str, kind: &str) {
+    let list = find(c, css, 10).await;
+    let options = list.html(false).await.unwrap();
+    let id = options
+        .split("value=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .find(|v| v.contains(kind))
+        .unwrap_or_else(|| panic!("no {kind} offered: {options}"))
+        .replace("&amp;", "&");
+    list.select_by_value(&id).await.unwrap();
 }
 
 /// The meter's reading in dBFS while the microphone test runs.
@@ -391,26 +262,14 @@ async fn the_microphone_test_moves_the_meter_for_a_real_source_and_not_for_silen
     let _one = serial().await;
     harness::limit(300, async {
         let mut d = Desktop::new("settings_sound");
-        let sound = SoundServer::start(d.home.path());
-        d.extra_env.push((
-            "PULSE_SERVER".into(),
-            format!("unix:{}", sound.socket.display()),
-        ));
+        let sound = PulseServer::start(d.home.path(), true);
+        d.extra_env.push(("PULSE_SERVER".into(), sound.server()));
         let c = d.session(&[]).await;
         find(&c, "[data-testid=demo-banner]", 30).await;
         press(&c, &[k(K::Alt), '5']).await;
 
         // The engine lists the server's FIFO microphone; choose it.
-        let capture = find(&c, "[data-testid=device-capture]", 10).await;
-        let options = capture.html(false).await.unwrap();
-        let id = options
-            .split("value=\"")
-            .skip(1)
-            .filter_map(|s| s.split('"').next())
-            .find(|v| v.contains("FIFO source"))
-            .unwrap_or_else(|| panic!("no FIFO microphone offered: {options}"))
-            .replace("&amp;", "&");
-        capture.select_by_value(&id).await.unwrap();
+        choose_device(&c, "[data-testid=device-capture]", "FIFO source").await;
 
         // Keyboard: Tab reaches the test button (focus visible), Enter starts it.
         find(&c, "[data-testid=mic-test]", 5).await;
@@ -437,7 +296,7 @@ async fn the_microphone_test_moves_the_meter_for_a_real_source_and_not_for_silen
         assert_ne!(width, serde_json::json!("0%"), "the bar moved");
 
         // The control: silence at the same microphone must fail the same check.
-        sound.tone.store(false, Ordering::Relaxed);
+        sound.set_tone(false);
         let quiet = meter_until(&c, 10, |db| db <= -90.0)
             .await
             .unwrap_or_else(|last| panic!("the meter never fell for silence: {last:?}"));
@@ -452,19 +311,10 @@ async fn the_microphone_test_moves_the_meter_for_a_real_source_and_not_for_silen
         assert_eq!(meter(&c).await, None, "the meter is off once stopped");
 
         // The speaker test plays its tone into the chosen speaker and ends by itself.
-        let playback = find(&c, "[data-testid=device-playback]", 10).await;
-        let options = playback.html(false).await.unwrap();
-        let id = options
-            .split("value=\"")
-            .skip(1)
-            .filter_map(|s| s.split('"').next())
-            .find(|v| v.contains("FIFO sink"))
-            .unwrap_or_else(|| panic!("no FIFO speaker offered: {options}"))
-            .replace("&amp;", "&");
-        playback.select_by_value(&id).await.unwrap();
-        let before = sound.played.lock().unwrap().len();
+        choose_device(&c, "[data-testid=device-playback]", "FIFO sink").await;
+        let before = sound.played();
         assert_eq!(
-            tenths_with_sound(&sound.played.lock().unwrap()),
+            tenths_with_sound(&before),
             0,
             "the speaker is silent before the test"
         );
@@ -478,7 +328,7 @@ async fn the_microphone_test_moves_the_meter_for_a_real_source_and_not_for_silen
         until_text(&c, "[data-testid=speaker-test]", 15, |t| t.contains("Play")).await;
         let ended = text(&c, "[data-testid=sound-test-ended]").await;
         assert!(ended.contains("Finished"), "{ended}");
-        let played = sound.played.lock().unwrap()[before..].to_vec();
+        let played = sound.played()[before.len()..].to_vec();
         let tenths = tenths_with_sound(&played);
         harness::trace(&format!(
             "the speaker played {tenths} tenths of a second with sound"
