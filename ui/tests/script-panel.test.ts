@@ -94,6 +94,35 @@ describe("script panel", () => {
     ]);
   });
 
+  it("sends a value typed just before Enter first, then the step: none is dropped", async () => {
+    app.run = runView(step({ ...second, can_continue: true, answers: [] }));
+    let release: (v: unknown) => void = () => {};
+    const { sent, commands } = fakeShell((cmd, args) => {
+      const a = (args?.action ?? {}) as { type?: string };
+      if (cmd === "act" && a.type === "set") return new Promise((r) => (release = r));
+      return app.run;
+    });
+    setCommands(commands);
+    render(ScriptPanel, { props: { scripts: [] } });
+    const input = screen.getByTestId("field-employees") as HTMLInputElement;
+    await fireEvent.input(input, { target: { value: "300" } });
+    await fireEvent.change(input);
+    const choice = screen.getByTestId("field-accounting") as HTMLSelectElement;
+    await fireEvent.change(choice, { target: { value: "in_house" } });
+    await fireEvent.keyDown(window, { key: "Enter" });
+    // The first value is on its way; the second value and the step wait their turn.
+    expect(sent.map((s) => s.args)).toEqual([{ action: { type: "set", field: "employees", input: "300" } }]);
+    release(app.run);
+    await waitFor(() => expect(sent.length).toBe(2));
+    release(app.run);
+    await waitFor(() => expect(sent.length).toBe(3));
+    expect(sent.map((s) => s.args)).toEqual([
+      { action: { type: "set", field: "employees", input: "300" } },
+      { action: { type: "set", field: "accounting", input: "in_house" } },
+      { action: { type: "continue" } },
+    ]);
+  });
+
   it("ignores answer keys typed into a field, and shows the core's refusal under it", async () => {
     app.run = runView(second);
     const { sent, commands } = fakeShell((cmd, args) => {
