@@ -3,10 +3,12 @@
 //! for the generated TypeScript, so the list is written once.
 
 use callhelper_core::Error;
+use callhelper_core::data::store::analytics::Analytics;
+use callhelper_core::data::store::export::{ExportSummary, Filter};
 use callhelper_core::desktop::{
     AccountInput, AccountView, AgentStatus, AppState, Area, AudioView, CallView, ContactView,
-    CrmConnectInput, DeviceChoice, ErrorView, HistoryEntry, LicenceView, MappedField, MappingView,
-    RunAction, RunView, ScriptEntry, SettingsView, SoundTest,
+    CrmConnectInput, DeviceChoice, ErrorView, ExportKind, HistoryEntry, LicenceView, MappedField,
+    MappingView, RunAction, RunView, ScriptEntry, SettingsView, SoundTest,
 };
 use callhelper_core::script::Lang;
 
@@ -156,6 +158,17 @@ commands! {
     /// Record consent given or withdrawn.
     fn record_consent(d, contact: i64, given: bool, purpose: String) -> ContactView {
         d.ws().record_consent(contact, given, &purpose)
+    }
+
+    /// The analytics of finished runs, per script version and step (manager area).
+    fn report(d, filter: Filter) -> Analytics { d.ws().report(filter) }
+
+    /// Where an export goes by default (the Documents folder, today's date).
+    fn default_export_path(d, kind: ExportKind) -> String { Ok(d.ws().default_export_path(kind)) }
+
+    /// Write the analytics or the runs a filter selects to a file (manager area).
+    fn export_report(d, filter: Filter, kind: ExportKind, path: String) -> ExportSummary {
+        d.ws().export_report(filter, kind, &path)
     }
 
     /// The settings page (admin area).

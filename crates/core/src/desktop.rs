@@ -1,6 +1,6 @@
 //! The agent's workspace as the desktop app runs it: start-up (the demo installation on a
 //! first start, unlocking, signing in), the phone line with its calls, the script run on
-//! screen, history, contacts and settings — each an operation the shell's command list
+//! screen, history, contacts, reports and settings — each an operation the shell's command list
 //! calls at once, with events pushed back through one callback.
 //!
 //! Invariants:
@@ -14,6 +14,7 @@
 //! - Log lines carry ids only: never numbers, names or field values.
 
 mod line;
+mod reports;
 mod setup;
 pub mod views;
 
@@ -32,6 +33,7 @@ use callhelper_store::contacts::{Contact, ContactId};
 use callhelper_store::{Pii, Role, Session, Store};
 
 pub use line::PLAY_ENV;
+pub use reports::ExportKind;
 pub use setup::{DEMO_ADMIN, DEMO_ADMIN_PASSWORD, DesktopSettings, scripts_dir};
 pub use views::*;
 
@@ -2161,7 +2163,7 @@ mod tests {
         assert_eq!(parse_link("tel:"), None);
     }
 
-    fn workspace() -> (tempfile::TempDir, Workspace, Arc<Mutex<Vec<DeskEvent>>>) {
+    pub(super) fn workspace() -> (tempfile::TempDir, Workspace, Arc<Mutex<Vec<DeskEvent>>>) {
         workspace_in(tempfile::tempdir().unwrap())
     }
 

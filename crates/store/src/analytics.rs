@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::access::Permission;
@@ -23,7 +24,7 @@ use crate::export::{Filter, WHERE, csv_error, params};
 use crate::{Session, Store};
 
 /// The analytics of the runs a filter selected.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Analytics {
     /// One entry per script version, by script id then version.
     pub scripts: Vec<ScriptStats>,
@@ -34,7 +35,7 @@ pub struct Analytics {
 }
 
 /// The figures of one script version.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ScriptStats {
     /// The script's id.
     pub script_id: String,
@@ -58,7 +59,7 @@ pub struct ScriptStats {
 }
 
 /// The figures of one step of one script version.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct StepStats {
     /// The step's id.
     pub step: String,
@@ -79,7 +80,7 @@ pub struct StepStats {
 }
 
 /// A distribution of durations, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, JsonSchema)]
 pub struct TimeStats {
     /// The mean.
     pub mean_ms: u64,

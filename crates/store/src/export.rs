@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use callhelper_script::{Timestamp, text};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::access::Permission;
@@ -50,7 +51,7 @@ impl Format {
 }
 
 /// Which runs to export. Empty means all.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Filter {
     /// Runs that began at or after this time.
     pub from: Option<Timestamp>,
@@ -78,7 +79,7 @@ pub struct Progress {
 }
 
 /// What an export wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ExportSummary {
     /// The file.
     pub path: PathBuf,

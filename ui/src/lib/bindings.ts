@@ -49,6 +49,16 @@ export type AgentView = {
   role: RoleView;
 };
 
+/** The analytics of the runs a filter selected. */
+export type Analytics = {
+  /** Finished runs of blocked people, not counted. */
+  blocked_left_out: number;
+  /** One entry per script version, by script id then version. */
+  scripts: ScriptStats[];
+  /** Runs not finished yet (in progress, or left by a crash), not counted. */
+  unfinished: number;
+};
+
 /** An answer in the record. */
 export type AnswerRecord = {
   /** The answer's id. */
@@ -328,6 +338,21 @@ export type ErrorView = {
   message: Text;
 };
 
+/** What the Reports page writes to a file. */
+export type ExportKind = "analytics_csv" | "runs_csv" | "runs_xlsx" | "runs_json";
+
+/** What an export wrote. */
+export type ExportSummary = {
+  /** Runs left out because the person is blocked. */
+  blocked_left_out: number;
+  /** Columns per row (CSV, XLSX). */
+  columns: number;
+  /** The file. */
+  path: string;
+  /** Runs written. */
+  rows: number;
+};
+
 /** The type of a field's value. */
 export type FieldType = "text" | "number" | "phone" | "email" | "date" | "datetime" | "choice" | "multichoice" | "boolean";
 
@@ -347,6 +372,25 @@ export type FieldView = {
   type: FieldType;
   /** Current value. */
   value?: Value | null;
+};
+
+/** Which runs to export. Empty means all. */
+export type Filter = {
+  /** Runs by this agent (login). */
+  agent: string | null;
+  /** Runs that began at or after this time. */
+  from: Timestamp | null;
+  /** Runs with this outcome. */
+  outcome: string | null;
+  /** Runs of this script (by id). */
+  script: string | null;
+  /** Runs that began before this time. */
+  to: Timestamp | null;
+  /**
+   * Leave out the contact's columns, fields marked `personal`, notes and remarks
+   * (an analytics export).
+   */
+  without_personal_data: boolean;
 };
 
 /** How the run ended, for the interface. */
@@ -647,6 +691,31 @@ export type ScriptEntry = {
   version: number | null;
 };
 
+/** The figures of one script version. */
+export type ScriptStats = {
+  /** The share of runs that ended in `success` (0–1). */
+  conversion: number;
+  /** How long the runs took. */
+  duration: TimeStats;
+  /** Runs per way of ending (`terminal`, `remote_hangup`, `agent_hangup`, …). */
+  end_reasons: Record<string, number>;
+  /** The script's name (as stored with that version). */
+  name: string;
+  /**
+   * Runs per outcome (`success`, `refusal`, … or the script's own); runs without an
+   * outcome count as `none`.
+   */
+  outcomes: Record<string, number>;
+  /** Finished runs. */
+  runs: number;
+  /** The script's id. */
+  script_id: string;
+  /** The steps, the most reached first. */
+  steps: StepStats[];
+  /** The version. */
+  version: number;
+};
+
 /** A piece of a filled-in line, for the interface to style missing values. */
 export type Segment = {
   /** The value was missing: `text` is the fallback, or the placeholder in brackets. */
@@ -675,6 +744,27 @@ export type SettingsView = {
 
 /** The settings' sound test. */
 export type SoundTest = "microphone" | "speaker";
+
+/** The figures of one step of one script version. */
+export type StepStats = {
+  /** How often each answer was chosen on it, by answer id. */
+  answers: Record<string, number>;
+  /** Runs that ended on it (its outcome, a hang-up, the agent ending the run, …). */
+  ended_here: number;
+  /**
+   * Runs that went on from it to another step and did not end on it:
+   * `reached - ended_here`.
+   */
+  left: number;
+  /** The objection it belongs to, for a step of the objection library. */
+  objection?: string | null;
+  /** Runs that reached it (once per run, however often they came back). */
+  reached: number;
+  /** The step's id. */
+  step: string;
+  /** Time spent on it per run that reached it. */
+  time: TimeStats;
+};
 
 /** The current step as the interface shows it. */
 export type StepView = {
@@ -708,6 +798,16 @@ export type Text = {
   en: string;
   /** Russian. */
   ru: string;
+};
+
+/** A distribution of durations, in milliseconds. */
+export type TimeStats = {
+  /** The mean. */
+  mean_ms: number;
+  /** The median (to the histogram's resolution, see [`Histogram`]). */
+  median_ms: number;
+  /** The 90th percentile (to the histogram's resolution). */
+  p90_ms: number;
 };
 
 /**
@@ -802,6 +902,12 @@ export function makeCommands(invoke: Invoke) {
     setBlocked: (contact: number, blocked: boolean): Promise<ContactView> => invoke("set_blocked", { contact, blocked }) as Promise<ContactView>,
     /** Record consent given or withdrawn. */
     recordConsent: (contact: number, given: boolean, purpose: string): Promise<ContactView> => invoke("record_consent", { contact, given, purpose }) as Promise<ContactView>,
+    /** The analytics of finished runs, per script version and step (manager area). */
+    report: (filter: Filter): Promise<Analytics> => invoke("report", { filter }) as Promise<Analytics>,
+    /** Where an export goes by default (the Documents folder, today's date). */
+    defaultExportPath: (kind: ExportKind): Promise<string> => invoke("default_export_path", { kind }) as Promise<string>,
+    /** Write the analytics or the runs a filter selects to a file (manager area). */
+    exportReport: (filter: Filter, kind: ExportKind, path: string): Promise<ExportSummary> => invoke("export_report", { filter, kind, path }) as Promise<ExportSummary>,
     /** The settings page (admin area). */
     settings: (): Promise<SettingsView> => invoke("settings") as Promise<SettingsView>,
     /** Add or change a SIP account (admin area). */
