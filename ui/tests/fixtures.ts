@@ -1,6 +1,15 @@
 // Views as the core sends them, and a fake shell that records the commands it receives.
 import type { CallView, RunView, StepView } from "../src/lib/bindings";
 import { makeCommands } from "../src/lib/bindings";
+import { app } from "../src/lib/app.svelte";
+import { i18n } from "../src/lib/i18n.svelte";
+
+/** Before each test: English, no password prompt open, no error shown. */
+export function freshApp(): void {
+  i18n.lang = "en";
+  app.guard = null;
+  app.error = null;
+}
 
 export function step(over: Partial<StepView> = {}): StepView {
   return {

@@ -5,8 +5,7 @@ import { fireEvent, render, screen, waitFor } from "@testing-library/svelte";
 import { beforeEach, describe, expect, it } from "vitest";
 import GuardHost from "./GuardHost.svelte";
 import { app, run, setCommands } from "../src/lib/app.svelte";
-import { i18n } from "../src/lib/i18n.svelte";
-import { fakeShell, reject } from "./fixtures";
+import { fakeShell, freshApp, reject } from "./fixtures";
 
 /** A shell whose `settings` needs the administrator until `elevate` got `good`. */
 function guardedShell() {
@@ -27,11 +26,7 @@ function guardedShell() {
 }
 
 describe("password prompt", () => {
-  beforeEach(() => {
-    i18n.lang = "en";
-    app.guard = null;
-    app.error = null;
-  });
+  beforeEach(freshApp);
 
   it("runs the refused command again once the right password is given", async () => {
     const { sent, commands } = guardedShell();

@@ -15,7 +15,7 @@ import type {
 } from "./bindings";
 import { i18n } from "./i18n.svelte";
 
-export type Page = "work" | "history" | "contacts" | "scripts" | "settings";
+export type Page = "work" | "history" | "contacts" | "scripts" | "settings" | "reports";
 
 /** A password prompt for a guarded area, and what to retry once it is given. */
 export interface Guard {

@@ -23,6 +23,15 @@ export function when(ms: number, lang: Lang): string {
 
 /** An outcome for people: the built-in ones translated, a script's own shown as its id. */
 export function outcomeLabel(id: string): string {
-  const key = "outcome_" + id;
+  return label("outcome_", id);
+}
+
+/** How a run ended (`terminal`, `remote_hangup`, …) for people; an unknown one as its id. */
+export function reasonLabel(id: string): string {
+  return label("reason_", id);
+}
+
+function label(prefix: string, id: string): string {
+  const key = prefix + id;
   return key in strings ? t(key as Key) : id;
 }
