@@ -432,6 +432,19 @@ pub async fn type_text(c: &Client, text: &str) {
     press(c, &text.chars().collect::<Vec<_>>()).await;
 }
 
+/// Answer the password prompt with the demo administrator's login and password.
+pub async fn give_demo_admin_password(c: &Client) {
+    find(c, "[data-testid=guard]", 10).await;
+    type_text(c, "admin").await;
+    find(c, "[data-testid=guard-password]", 5)
+        .await
+        .click()
+        .await
+        .expect("password");
+    type_text(c, "callhelper-demo").await;
+    press(c, &[k(Key::Enter)]).await;
+}
+
 /// The value of a JavaScript expression in the page.
 pub async fn js(c: &Client, expr: &str) -> serde_json::Value {
     c.execute(&format!("return {expr};"), vec![])

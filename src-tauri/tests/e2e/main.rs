@@ -2,8 +2,8 @@
 //! the demo on a first start, a call to the demo line walked through a script by hotkeys
 //! to an outcome, the run in the history and in the database; a hang-up in the middle of a
 //! script; a broken script shown with the linter's message; `tel:` links to a running
-//! copy; the administrator's password guard. Each saves screenshots of the screens it
-//! passes under `test-output/e2e/<test>/`.
+//! copy; the administrator's password guard; the Reports page counting the demo run.
+//! Each saves screenshots of the screens it passes under `test-output/e2e/<test>/`.
 //!
 //! The tests run one at a time (each starts a whole desktop session); see `SERIAL`.
 
@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use callhelper_core::script::Value;
 use fantoccini::Locator;
-use harness::{Desktop, K, find, finish, js, k, open_store, press, text, type_text, until_text};
+use harness::{
+    Desktop, K, find, finish, give_demo_admin_password, js, k, open_store, press, text, type_text,
+    until_text,
+};
 
 /// One desktop session at a time: two cores, and one X server and app each.
 /// (An async lock: it is held across awaits, and each test has its own runtime.)
@@ -152,20 +155,53 @@ async fn demo_call_walks_a_script_by_hotkeys_and_lands_in_history_and_database()
             .click()
             .await
             .expect("block");
-        find(&c, "[data-testid=guard]", 10).await;
-        type_text(&c, "admin").await;
-        find(&c, "[data-testid=guard-password]", 5)
-            .await
-            .click()
-            .await
-            .expect("password");
-        type_text(&c, "callhelper-demo").await;
-        press(&c, &[k(K::Enter)]).await;
+        give_demo_admin_password(&c).await;
         until_text(&c, baker, 10, |t| {
             t.contains("blocked") && t.contains("Unblock")
         })
         .await;
         d.shot(&c, "contact-blocked").await;
+
+        // Reports (Alt+6) once the password has lapsed (forgotten here, as after ten idle
+        // minutes): the prompt again, then the demo run counted, step by step.
+        js(&c, "window.__TAURI_INTERNALS__.invoke('drop_elevation')").await;
+        press(&c, &[k(K::Alt), '6']).await;
+        give_demo_admin_password(&c).await;
+        let report = until_text(&c, "[data-testid=report-script]", 10, |t| {
+            t.contains("b2b-cold-call-en")
+        })
+        .await;
+        assert!(report.contains("Refusal 1"), "{report}");
+        assert_eq!(text(&c, "[data-testid=report-runs]").await, "1");
+        let steps = c
+            .find_all(Locator::Css("[data-testid=report-step]"))
+            .await
+            .expect("step rows");
+        assert_eq!(steps.len(), 5, "intro … refusal");
+        let left_out = text(&c, "[data-testid=report-left-out]").await;
+        assert!(left_out.contains("0 unfinished"), "{left_out}");
+        // The analytics to the default file (the home folder here: no Documents folder).
+        find(&c, "[data-testid=export-write]", 5)
+            .await
+            .click()
+            .await
+            .expect("write");
+        let done = until_text(&c, "[data-testid=export-done]", 10, |t| !t.is_empty()).await;
+        assert!(done.contains("6 row(s)"), "{done}");
+        let written = std::fs::read_dir(d.home.path())
+            .expect("home")
+            .filter_map(|e| e.ok())
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("callhelper-analytics-")
+            })
+            .expect("the analytics file");
+        assert!(
+            done.contains(&written.path().display().to_string()),
+            "{done}"
+        );
+        d.shot(&c, "reports").await;
 
         finish(c).await;
 
