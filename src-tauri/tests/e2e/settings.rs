@@ -23,15 +23,7 @@ async fn open_admin(c: &Client) {
         .click()
         .await
         .unwrap();
-    find(c, "[data-testid=guard]", 10).await;
-    type_text(c, "admin").await;
-    find(c, "[data-testid=guard-password]", 5)
-        .await
-        .click()
-        .await
-        .unwrap();
-    type_text(c, "callhelper-demo").await;
-    press(c, &[k(K::Enter)]).await;
+    harness::give_demo_admin_password(c).await;
     until_text(c, "[data-testid=licence]", 10, |t| !t.is_empty()).await;
 }
 
