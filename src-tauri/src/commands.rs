@@ -3,12 +3,11 @@
 //! for the generated TypeScript, so the list is written once.
 
 use callhelper_core::Error;
-use callhelper_core::data::store::analytics::Analytics;
 use callhelper_core::data::store::export::{ExportSummary, Filter};
 use callhelper_core::desktop::{
     AccountInput, AccountView, AgentStatus, AppState, Area, AudioView, CallView, ContactView,
     CrmConnectInput, DeviceChoice, ErrorView, ExportKind, HistoryEntry, LicenceView, MappedField,
-    MappingView, RunAction, RunView, ScriptEntry, SettingsView, SoundTest,
+    MappingView, Report, RunAction, RunView, ScriptEntry, SettingsView, SoundTest,
 };
 use callhelper_core::script::Lang;
 
@@ -160,8 +159,9 @@ commands! {
         d.ws().record_consent(contact, given, &purpose)
     }
 
-    /// The analytics of finished runs, per script version and step (manager area).
-    fn report(d, filter: Filter) -> Analytics { d.ws().report(filter) }
+    /// The analytics of finished runs, per script version and step, with the steps'
+    /// titles (manager area).
+    fn report(d, filter: Filter) -> Report { d.ws().report(filter) }
 
     /// Where an export goes by default (the Documents folder, today's date).
     fn default_export_path(d, kind: ExportKind) -> String { Ok(d.ws().default_export_path(kind)) }

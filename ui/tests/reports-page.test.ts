@@ -4,33 +4,38 @@
 import { fireEvent, render, screen, waitFor, within } from "@testing-library/svelte";
 import { beforeEach, describe, expect, it } from "vitest";
 import ReportsPage from "../src/components/ReportsPage.svelte";
-import type { Analytics, ExportSummary } from "../src/lib/bindings";
+import type { ExportSummary, Report } from "../src/lib/bindings";
 import { app, setCommands } from "../src/lib/app.svelte";
 import { i18n } from "../src/lib/i18n.svelte";
 import { fakeShell, freshApp, reject } from "./fixtures";
 
-function analytics(): Analytics {
+function report(): Report {
   const time = (median_ms: number, p90_ms: number) => ({ mean_ms: median_ms, median_ms, p90_ms });
+  // Titles from the script's file for two of the three steps: the third shows by its id.
+  const titles = [{ script_id: "b2b-cold-call-en", version: 3, steps: { intro: "Greeting", lpr_intro: "Decision maker" } }];
   return {
-    scripts: [
-      {
-        script_id: "b2b-cold-call-en",
-        version: 3,
-        name: "Cold call",
-        runs: 4,
-        outcomes: { success: 1, refusal: 3 },
-        conversion: 0.25,
-        end_reasons: { terminal: 3, remote_hangup: 1 },
-        duration: time(61_000, 95_000),
-        steps: [
-          { step: "intro", reached: 4, left: 3, ended_here: 1, answers: {}, time: time(4_500, 9_000) },
-          { step: "lpr_intro", reached: 3, left: 0, ended_here: 3, answers: {}, time: time(12_000, 30_000) },
-          { step: "price", objection: "expensive", reached: 1, left: 1, ended_here: 0, answers: {}, time: time(2_000, 2_000) },
-        ],
-      },
-    ],
-    unfinished: 2,
-    blocked_left_out: 1,
+    titles,
+    analytics: {
+      scripts: [
+        {
+          script_id: "b2b-cold-call-en",
+          version: 3,
+          name: "Cold call",
+          runs: 4,
+          outcomes: { success: 1, refusal: 3 },
+          conversion: 0.25,
+          end_reasons: { terminal: 3, remote_hangup: 1 },
+          duration: time(61_000, 95_000),
+          steps: [
+            { step: "intro", reached: 4, left: 3, ended_here: 1, answers: {}, time: time(4_500, 9_000) },
+            { step: "lpr_intro", reached: 3, left: 0, ended_here: 3, answers: {}, time: time(12_000, 30_000) },
+            { step: "price", objection: "expensive", reached: 1, left: 1, ended_here: 0, answers: {}, time: time(2_000, 2_000) },
+          ],
+        },
+      ],
+      unfinished: 2,
+      blocked_left_out: 1,
+    },
   };
 }
 
@@ -41,7 +46,7 @@ const shell = () =>
   fakeShell(
     (cmd) =>
       ({
-        report: analytics(),
+        report: report(),
         default_export_path: "/home/m/Documents/callhelper-analytics-2026-11-26.csv",
         export_report: written,
       })[cmd] ?? null,
@@ -68,7 +73,10 @@ describe("reports page", () => {
       within(screen.getAllByTestId("report-step")[i]).getAllByRole("cell").map((c) => c.textContent);
     expect(cells(0)).toEqual(["4", "3", "1", "4.5 s", "9.0 s"]);
     expect(cells(1)).toEqual(["3", "0", "3", "12.0 s", "30.0 s"]);
-    expect(within(screen.getAllByTestId("report-step")[2]).getByRole("rowheader").textContent).toBe("expensive price");
+    const row = (i: number) => within(screen.getAllByTestId("report-step")[i]).getByRole("rowheader").textContent?.replace(/\s+/g, " ").trim();
+    expect(row(0)).toBe("Greeting intro");
+    expect(row(1)).toBe("Decision maker lpr_intro");
+    expect(row(2)).toBe("expensive price");
     const heads = within(screen.getByTestId("report-steps")).getAllByRole("columnheader").map((h) => h.textContent);
     expect(heads).toEqual(["Step", "Reached", "Went on", "Ended there", "Time, median", "Time, p90"]);
 

@@ -33,7 +33,7 @@ use callhelper_store::contacts::{Contact, ContactId};
 use callhelper_store::{Pii, Role, Session, Store};
 
 pub use line::PLAY_ENV;
-pub use reports::ExportKind;
+pub use reports::{ExportKind, Report, StepTitles};
 pub use setup::{DEMO_ADMIN, DEMO_ADMIN_PASSWORD, DesktopSettings, scripts_dir};
 pub use views::*;
 

@@ -178,6 +178,9 @@ async fn demo_call_walks_a_script_by_hotkeys_and_lands_in_history_and_database()
             .await
             .expect("step rows");
         assert_eq!(steps.len(), 5, "intro … refusal");
+        // Reached once each: in the script's order, by the titles of its file.
+        let first = steps[0].text().await.expect("the first row");
+        assert!(first.starts_with("Greeting intro"), "{first}");
         let left_out = text(&c, "[data-testid=report-left-out]").await;
         assert!(left_out.contains("0 unfinished"), "{left_out}");
         // The analytics to the default file (the home folder here: no Documents folder).

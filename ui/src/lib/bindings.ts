@@ -559,6 +559,20 @@ export type Rendered = {
   text: string;
 };
 
+/**
+ * The Reports page's figures: the store's analytics, and the steps' titles from the
+ * scripts folder (the store keeps step ids only).
+ */
+export type Report = {
+  /** The figures (no personal data). */
+  analytics: Analytics;
+  /**
+   * The titles of the steps of each script version the figures name whose file is
+   * still in the scripts folder (a step without one shows by its id).
+   */
+  titles: StepTitles[];
+};
+
 /** A user's role. */
 export type RoleView = "agent" | "manager" | "admin" | "support";
 
@@ -766,6 +780,16 @@ export type StepStats = {
   time: TimeStats;
 };
 
+/** The steps' titles of one script version. */
+export type StepTitles = {
+  /** The script's id. */
+  script_id: string;
+  /** Step id → title, objection steps included. */
+  steps: Record<string, string>;
+  /** The version. */
+  version: number;
+};
+
 /** The current step as the interface shows it. */
 export type StepView = {
   /** Answers with their hotkeys. */
@@ -902,8 +926,11 @@ export function makeCommands(invoke: Invoke) {
     setBlocked: (contact: number, blocked: boolean): Promise<ContactView> => invoke("set_blocked", { contact, blocked }) as Promise<ContactView>,
     /** Record consent given or withdrawn. */
     recordConsent: (contact: number, given: boolean, purpose: string): Promise<ContactView> => invoke("record_consent", { contact, given, purpose }) as Promise<ContactView>,
-    /** The analytics of finished runs, per script version and step (manager area). */
-    report: (filter: Filter): Promise<Analytics> => invoke("report", { filter }) as Promise<Analytics>,
+    /**
+     * The analytics of finished runs, per script version and step, with the steps'
+     *  titles (manager area).
+     */
+    report: (filter: Filter): Promise<Report> => invoke("report", { filter }) as Promise<Report>,
     /** Where an export goes by default (the Documents folder, today's date). */
     defaultExportPath: (kind: ExportKind): Promise<string> => invoke("default_export_path", { kind }) as Promise<string>,
     /** Write the analytics or the runs a filter selects to a file (manager area). */

@@ -7,6 +7,7 @@
 //! opens its password prompt) and writes the analytics table to the file chosen. The
 //! figures hold no personal data (step and answer ids, counts, durations).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,6 +46,66 @@ impl ExportKind {
     }
 }
 
+/// The Reports page's figures: the store's analytics, and the steps' titles from the
+/// scripts folder (the store keeps step ids only).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Report {
+    /// The figures (no personal data).
+    pub analytics: Analytics,
+    /// The titles of the steps of each script version the figures name whose file is
+    /// still in the scripts folder (a step without one shows by its id).
+    pub titles: Vec<StepTitles>,
+}
+
+/// The steps' titles of one script version.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct StepTitles {
+    /// The script's id.
+    pub script_id: String,
+    /// The version.
+    pub version: u32,
+    /// Step id → title, objection steps included.
+    pub steps: BTreeMap<String, String>,
+}
+
+/// One script version's steps as its file has them: (id, title), objection steps after the
+/// main ones.
+struct FileSteps {
+    script_id: String,
+    version: u32,
+    steps: Vec<(String, String)>,
+}
+
+/// The steps of the script versions in `a` whose files are in the scripts folder `dir`.
+fn script_steps(dir: &Path, a: &Analytics) -> Vec<FileSteps> {
+    let Ok(entries) = crate::scripts::library(dir) else {
+        return Vec::new();
+    };
+    let wanted = |id: &str, v: u32| {
+        a.scripts
+            .iter()
+            .any(|s| s.script_id == id && s.version == v)
+    };
+    entries
+        .into_iter()
+        .filter(|e| matches!((&e.id, e.version), (Some(id), Some(v)) if wanted(id, v)))
+        .filter_map(|e| crate::scripts::lint_file(&e.file).script)
+        .map(|sc| {
+            let steps = sc
+                .steps
+                .iter()
+                .chain(sc.objections.iter().flat_map(|o| o.steps.iter()))
+                .map(|st| (st.id.clone(), st.title().to_owned()))
+                .collect();
+            FileSteps {
+                script_id: sc.id,
+                version: sc.version,
+                steps,
+            }
+        })
+        .collect()
+}
+
 fn write_failed(path: &Path, e: &std::io::Error) -> Error {
     let shown = path.display();
     Error::new(
@@ -64,11 +125,47 @@ impl Workspace {
     /// The analytics of the finished runs `filter` selects (its `without_personal_data`
     /// changes nothing: analytics hold none). Managers and administrators, audited by the
     /// store; refused with `desk.needs_manager` without such a session.
-    pub fn report(&self, filter: Filter) -> Result<Analytics, Error> {
+    ///
+    /// Steps come the most reached first, as the store gives them; steps reached by as many
+    /// runs keep the order of the script's file when the scripts folder still holds that
+    /// version.
+    pub fn report(&self, filter: Filter) -> Result<Report, Error> {
         let (store, s) = self.manager()?;
-        let a = store.analytics(&s, &filter)?;
-        log::info!("desktop: report of {} script version(s)", a.scripts.len());
-        Ok(a)
+        let mut analytics = store.analytics(&s, &filter)?;
+        let dir = self.state().scripts.clone();
+        let mut titles = Vec::new();
+        for FileSteps {
+            script_id,
+            version,
+            steps,
+        } in script_steps(&dir, &analytics)
+        {
+            let order = |id: &str| {
+                steps
+                    .iter()
+                    .position(|(s, _)| s == id)
+                    .unwrap_or(usize::MAX)
+            };
+            for stats in analytics
+                .scripts
+                .iter_mut()
+                .filter(|x| x.script_id == script_id && x.version == version)
+            {
+                stats
+                    .steps
+                    .sort_by_key(|st| (std::cmp::Reverse(st.reached), order(&st.step)));
+            }
+            titles.push(StepTitles {
+                script_id,
+                version,
+                steps: steps.into_iter().collect(),
+            });
+        }
+        log::info!(
+            "desktop: report of {} script version(s)",
+            analytics.scripts.len()
+        );
+        Ok(Report { analytics, titles })
     }
 
     /// Where an export of `kind` goes unless the user says otherwise: the Documents folder
@@ -141,7 +238,10 @@ mod tests {
     fn managers_see_the_figures_of_a_run_and_export_it() {
         let (dir, ws, _) = workspace();
         ws.start_run("b2b-cold-call.en.yaml").unwrap();
-        ws.act(RunAction::Answer { key: "1".into() }).unwrap();
+        // "Too expensive" (F1) and back, then on to the decision maker.
+        for key in ["F1", "1", "1"] {
+            ws.act(RunAction::Answer { key: key.into() }).unwrap();
+        }
         ws.act(RunAction::End {
             outcome: Some("success".into()),
             callback_at: None,
@@ -166,7 +266,8 @@ mod tests {
         ws.elevate(Area::Manager, DEMO_ADMIN, DEMO_ADMIN_PASSWORD)
             .unwrap();
 
-        let r = ws.report(mine.clone()).unwrap();
+        let report = ws.report(mine.clone()).unwrap();
+        let r = &report.analytics;
         assert_eq!(r.scripts.len(), 1, "{r:?}");
         let s = &r.scripts[0];
         assert_eq!((s.script_id.as_str(), s.runs), ("b2b-cold-call-en", 1));
@@ -182,19 +283,35 @@ mod tests {
             (1, 1, 0)
         );
         assert_eq!(step("lpr_intro").ended_here, 1);
-        assert_eq!(s.steps.len(), 2);
+        assert_eq!(
+            step("expensive_reply").objection.as_deref(),
+            Some("expensive")
+        );
+        assert_eq!(s.steps.len(), 3);
+        // Reached by as many runs, the steps keep the script's order (the objection's step
+        // after the main ones, not the ids' alphabetical order), and carry the titles of
+        // the script's file.
+        let order: Vec<&str> = s.steps.iter().map(|x| x.step.as_str()).collect();
+        assert_eq!(order, ["intro", "lpr_intro", "expensive_reply"]);
+        let titles = &report.titles[0];
+        assert_eq!(
+            (titles.script_id.as_str(), titles.version),
+            ("b2b-cold-call-en", s.version)
+        );
+        assert_eq!(titles.steps["intro"], "Greeting");
+        assert_eq!(titles.steps["lpr_intro"], "Meeting the decision maker");
         // Another outcome selects nothing; a bad date is explained.
         // Another outcome, or runs before the first, select nothing.
         let other = Filter {
             outcome: Some("refusal".into()),
             ..mine.clone()
         };
-        assert!(ws.report(other).unwrap().scripts.is_empty());
+        assert!(ws.report(other).unwrap().analytics.scripts.is_empty());
         let before = Filter {
             to: mine.from,
             ..mine.clone()
         };
-        assert!(ws.report(before).unwrap().scripts.is_empty());
+        assert!(ws.report(before).unwrap().analytics.scripts.is_empty());
 
         let runs = ws
             .export_report(mine.clone(), ExportKind::RunsCsv, &shown)
@@ -207,9 +324,9 @@ mod tests {
         let a = ws
             .export_report(mine, ExportKind::AnalyticsCsv, &table.display().to_string())
             .unwrap();
-        assert_eq!((a.rows, a.columns), (3, 13), "the summary and two steps");
+        assert_eq!((a.rows, a.columns), (4, 13), "the summary and three steps");
         let csv = std::fs::read_to_string(&table).unwrap();
-        assert_eq!(csv.lines().count(), 4, "{csv}");
+        assert_eq!(csv.lines().count(), 5, "{csv}");
 
         let default = ws.default_export_path(ExportKind::RunsXlsx);
         assert!(default.ends_with(".xlsx") && default.contains("callhelper-runs-20"));
