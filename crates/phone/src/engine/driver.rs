@@ -39,6 +39,19 @@ use crate::soundcheck::{SoundCheck, SoundCheckEnd, SoundCheckKind};
 /// core is created and started: phones start one at a time.
 static FACTORY: Mutex<()> = Mutex::new(());
 
+/// belle-sip, under liblinphone, keeps process-wide parser state (its SDP parser is one
+/// per process) and is not safe to enter from two threads at once: two phones in one
+/// process (the app and its demo line, the tests' parties) parsing SDP together corrupted
+/// the heap (a crash in `belle_sdp_base_description_add_attribute` in about one run of
+/// the transfer tests in five). Every phone holds this while it is inside liblinphone's
+/// signalling: starting, a command, `iterate`, shutting down. Media threads do not take
+/// it.
+static SIGNALLING: Mutex<()> = Mutex::new(());
+
+fn signalling() -> std::sync::MutexGuard<'static, ()> {
+    SIGNALLING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 const NETWORK_EVERY: Duration = Duration::from_secs(3);
 const DEVICES_EVERY: Duration = Duration::from_secs(5);
@@ -51,7 +64,11 @@ pub(super) fn run(
     events: Sender<Event>,
     ready: Sender<Result<Ports, StartError>>,
 ) {
-    let mut engine = match Engine::start(&config, events) {
+    let started = {
+        let _inside = signalling();
+        Engine::start(&config, events)
+    };
+    let mut engine = match started {
         Ok(e) => e,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -63,14 +80,19 @@ pub(super) fn run(
         let wait = engine.next_tick(Instant::now());
         match requests.recv_timeout(wait) {
             Ok(Request::Command(command, reply)) => {
-                let result = engine.command(*command);
+                let result = {
+                    let _inside = signalling();
+                    engine.command(*command)
+                };
                 let _ = reply.send(result);
             }
             Ok(Request::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
         }
+        let _inside = signalling();
         engine.tick(Instant::now());
     }
+    let _inside = signalling();
     engine.shutdown();
 }
 
