@@ -291,12 +291,19 @@ pub fn sipp(dir: &Scratch, name: &str, scenario: &str, extra: &[&str]) -> (peer:
 
 /// Wait until something listens on UDP `port` (the peer finished starting).
 pub fn wait_bound(peer: &mut peer::Peer, port: u16) {
+    if !bound(port) {
+        panic!("the peer never listened on UDP {port}:\n{}", peer.tail());
+    }
+}
+
+/// Whether something listens on UDP `port` within 5 seconds.
+pub fn bound(port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    panic!("the peer never listened on UDP {port}:\n{}", peer.tail());
+    false
 }

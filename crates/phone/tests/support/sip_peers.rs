@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use callhelper_phone::{Account, Secret, Transport};
 
 use super::peer::Peer;
-use super::{Scratch, free_port, require, wait_bound};
+use super::{Scratch, bound, free_port, require};
 
 /// The SIP domain the registrar serves.
 pub const DOMAIN: &str = "callhelper.test";
@@ -24,7 +24,18 @@ pub struct Registrar {
 }
 
 /// Start Kamailio on 127.0.0.1 with these `(user, password)` pairs (plus TLS if asked).
+/// A port found free can be taken by another test's phone before Kamailio binds it
+/// (Kamailio then stops: "Address already in use"); it is started again on other ports.
 pub fn kamailio(dir: &Scratch, users: &[(&str, &str)], tls: bool) -> Registrar {
+    for _ in 0..3 {
+        if let Some(r) = kamailio_on_free_ports(dir, users, tls) {
+            return r;
+        }
+    }
+    panic!("Kamailio found its ports taken three times over");
+}
+
+fn kamailio_on_free_ports(dir: &Scratch, users: &[(&str, &str)], tls: bool) -> Option<Registrar> {
     let bin = require("kamailio", "kamailio");
     let port = free_port();
     let template = std::fs::read_to_string(
@@ -79,14 +90,21 @@ pub fn kamailio(dir: &Scratch, users: &[(&str, &str)], tls: bool) -> Registrar {
         .arg(&run)
         .arg("-w")
         .arg(dir.path());
-    let mut peer = Peer::spawn("kamailio", cmd, dir.path());
-    wait_bound(&mut peer, port);
-    Registrar {
+    let peer = Peer::spawn("kamailio", cmd, dir.path());
+    if !bound(port) {
+        let log = peer.tail();
+        assert!(
+            log.contains("Address already in use"),
+            "Kamailio never listened on UDP {port}:\n{log}"
+        );
+        return None;
+    }
+    Some(Registrar {
         peer,
         port,
         tls_port,
         ca,
-    }
+    })
 }
 
 /// A self-signed certificate for 127.0.0.1, made with openssl.
