@@ -149,13 +149,16 @@ pub fn subject_access_file(
 ) -> Result<(), Error> {
     let report = store.subject_access(s, phone)?;
     let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::from(StoreError::from(e)))?;
-    std::fs::write(out, json).map_err(|e| {
-        let shown = out.display();
-        Error::new(
-            "data.write_failed",
-            text!("cannot write {shown}: {e}"; "не удалось записать {shown}: {e}"),
-        )
-    })
+    std::fs::write(out, json).map_err(|e| write_failed(out, &e))
+}
+
+/// `data.write_failed`: a file the user asked for could not be written.
+pub(crate) fn write_failed(path: &Path, e: &std::io::Error) -> Error {
+    let shown = path.display();
+    Error::new(
+        "data.write_failed",
+        text!("cannot write {shown}: {e}"; "не удалось записать {shown}: {e}"),
+    )
 }
 
 /// A script run whose every event is stored before the caller sees its effect.

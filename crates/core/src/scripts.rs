@@ -158,6 +158,25 @@ pub struct LibraryEntry {
 /// Every `.yaml`, `.yml` and `.json` script in a folder (not recursive), linted, sorted
 /// by file name. A broken file is listed with its findings rather than failing the list.
 pub fn library(dir: &Path) -> Result<Vec<LibraryEntry>, Error> {
+    Ok(files(dir)?
+        .into_iter()
+        .map(|file| {
+            let r = lint_file(&file);
+            LibraryEntry {
+                id: r.script.as_ref().map(|s| s.id.clone()),
+                name: r.script.as_ref().map(|s| s.name.clone()),
+                version: r.script.as_ref().map(|s| s.version),
+                file,
+                diagnostics: r.diagnostics,
+                unreadable: r.unreadable,
+            }
+        })
+        .collect())
+}
+
+/// The `.yaml`, `.yml` and `.json` files of a scripts folder (not recursive), sorted by
+/// name.
+pub fn files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let shown = dir.display();
     let entries = std::fs::read_dir(dir).map_err(|e| {
         Error::new(
@@ -175,20 +194,7 @@ pub fn library(dir: &Path) -> Result<Vec<LibraryEntry>, Error> {
         })
         .collect();
     files.sort();
-    Ok(files
-        .into_iter()
-        .map(|file| {
-            let r = lint_file(&file);
-            LibraryEntry {
-                id: r.script.as_ref().map(|s| s.id.clone()),
-                name: r.script.as_ref().map(|s| s.name.clone()),
-                version: r.script.as_ref().map(|s| s.version),
-                file,
-                diagnostics: r.diagnostics,
-                unreadable: r.unreadable,
-            }
-        })
-        .collect())
+    Ok(files)
 }
 
 /// Something an agent does during a run. The desktop's buttons and the command line's

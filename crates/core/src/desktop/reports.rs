@@ -78,18 +78,17 @@ struct FileSteps {
 
 /// The steps of the script versions in `a` whose files are in the scripts folder `dir`.
 fn script_steps(dir: &Path, a: &Analytics) -> Vec<FileSteps> {
-    let Ok(entries) = crate::scripts::library(dir) else {
+    let Ok(files) = crate::scripts::files(dir) else {
         return Vec::new();
     };
-    let wanted = |id: &str, v: u32| {
-        a.scripts
-            .iter()
-            .any(|s| s.script_id == id && s.version == v)
-    };
-    entries
-        .into_iter()
-        .filter(|e| matches!((&e.id, e.version), (Some(id), Some(v)) if wanted(id, v)))
-        .filter_map(|e| crate::scripts::lint_file(&e.file).script)
+    files
+        .iter()
+        .filter_map(|f| crate::scripts::lint_file(f).script)
+        .filter(|sc| {
+            a.scripts
+                .iter()
+                .any(|s| s.script_id == sc.id && s.version == sc.version)
+        })
         .map(|sc| {
             let steps = sc
                 .steps
@@ -104,14 +103,6 @@ fn script_steps(dir: &Path, a: &Analytics) -> Vec<FileSteps> {
             }
         })
         .collect()
-}
-
-fn write_failed(path: &Path, e: &std::io::Error) -> Error {
-    let shown = path.display();
-    Error::new(
-        "data.write_failed",
-        text!("cannot write {shown}: {e}"; "не удалось записать {shown}: {e}"),
-    )
 }
 
 impl Workspace {
@@ -198,7 +189,7 @@ impl Workspace {
             ));
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| write_failed(dir, &e))?;
+            std::fs::create_dir_all(dir).map_err(|e| crate::data::write_failed(dir, &e))?;
         }
         let format = match kind {
             ExportKind::AnalyticsCsv => {
@@ -207,7 +198,7 @@ impl Workspace {
                 a.write_csv(&mut bytes)?;
                 let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
                 let columns = header.split(|b| *b == b',').count();
-                std::fs::write(&path, &bytes).map_err(|e| write_failed(&path, &e))?;
+                std::fs::write(&path, &bytes).map_err(|e| crate::data::write_failed(&path, &e))?;
                 let rows = a.scripts.iter().map(|s| 1 + s.steps.len() as u64).sum();
                 log::info!("desktop: analytics written ({rows} rows)");
                 return Ok(ExportSummary {
